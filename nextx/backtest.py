@@ -1,0 +1,138 @@
+"""Backtest: fit every method on all but the last K checkpoints and score its predictions of them.
+
+For each held-out checkpoint j (step S_j), a method predicts Ŵ_j = Ŵ(α_j) with α_j the coefficient
+for step S_j, from the last kept checkpoint P. Over all trained modules (Frobenius norms summed):
+
+    rel_error      = ‖Ŵ_j − W_j‖ / ‖W_j − W₀‖
+    error_vs_stay  = ‖Ŵ_j − W_j‖ / ‖W_P − W_j‖        (stay scores 1)
+    gain_over_stay = 1 − error_vs_stay
+    cosine         = cos(Ŵ_j − W_P, W_j − W_P)         (predicted vs actual update)
+    coef_scale     = ⟨D, A⟩ / ‖D‖²  with D = Ŵ_j − W_P, A = W_j − W_P: the factor on α that would
+                     have fitted best (1 = well calibrated); `--coef auto` uses it.
+
+All of it comes from the LoRA factors (Gram blocks), never a merged matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from nextx.errors import PredictorError
+from nextx.fit import fit
+from nextx.io.discover import require_checkpoints
+from nextx.io.run import Run
+from nextx.lowrank import FactoredUpdate, update_inner
+from nextx.predictors import REGISTRY, ModuleContext, make_predictor
+from nextx.trajectory import prefetched, trajectories
+
+DEFAULT_METHODS = ("next", "relex", "linear", "stay")
+
+
+@dataclass
+class _Sums:
+    error: float = 0.0
+    stay: float = 0.0
+    actual: float = 0.0
+    dot: float = 0.0
+    predicted: float = 0.0
+
+
+@dataclass
+class BacktestReport:
+    """Scores per method (aggregated and per held-out step), the best method, and the split."""
+
+    fit_steps: list[int]
+    holdout_steps: list[int]
+    horizon: int
+    methods: dict[str, dict] = field(default_factory=dict)
+    best: str = "stay"
+
+    def to_dict(self) -> dict:
+        return {"fit_steps": self.fit_steps, "holdout_steps": self.holdout_steps, "horizon": self.horizon,
+                "methods": self.methods, "best": self.best}
+
+
+def _scores(sums: _Sums) -> dict:
+    return {
+        "rel_error": math.sqrt(sums.error / sums.actual) if sums.actual > 0 else 0.0,
+        "error_vs_stay": math.sqrt(sums.error / sums.stay) if sums.stay > 0 else 1.0,
+        "gain_over_stay": 1 - math.sqrt(sums.error / sums.stay) if sums.stay > 0 else 0.0,
+        "cosine": sums.dot / math.sqrt(sums.predicted * sums.stay) if sums.predicted > 0 and sums.stay > 0 else 0.0,
+        "coef_scale": sums.dot / sums.predicted if sums.predicted > 0 else 0.0,
+    }
+
+
+def backtest(
+    run: Run,
+    methods: Iterable[str] = DEFAULT_METHODS,
+    *,
+    holdout: int = 3,
+    horizon: int = 5,
+    seed: int = 0,
+    hparams: dict[str, dict] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestReport:
+    """Fit each method on the checkpoints before the last ``holdout`` and score its predictions."""
+    methods = list(methods)
+    for method in methods:
+        if method not in REGISTRY:
+            raise PredictorError(f"unknown method {method!r}", hint=f"Choose from: {', '.join(REGISTRY)}.")
+    if holdout < 1:
+        raise PredictorError(f"--holdout must be at least 1, not {holdout}")
+    needs_traj = any(make_predictor(m).needs_trajectories for m in methods)
+    kept = len(run.steps) - holdout
+    require_checkpoints(len(run.steps), holdout + (horizon + 1 if needs_traj else 2),
+                        f"a backtest with --holdout {holdout}" + (f" and --horizon {horizon}" if needs_traj else ""))
+    fit_steps, held = run.steps[:kept], run.steps[kept:]
+    traj = trajectories(run, horizon=horizon, progress=progress).prefix(kept) if needs_traj else None
+    hparams = hparams or {}
+    predictors = {}
+    for method in methods:
+        extra = {"seed": seed} if method == "next" else {}
+        predictor = make_predictor(method, horizon=horizon, **{**extra, **hparams.get(method, {})})
+        predictors[method] = predictor.fit(traj, fit_steps)
+    last = kept - 1
+    sums = {m: [_Sums() for _ in held] for m in methods}
+    for name, stack in prefetched(run, list(run.modules)):
+        ctx = ModuleContext(name, stack, run.steps, last, traj.modules[name] if traj else None)
+        predictions = {method: predictor.predict(ctx) for method, predictor in predictors.items()}
+        for j, index in enumerate(range(kept, len(run.steps))):
+            actual = FactoredUpdate({index: 1.0, last: -1.0})  # W_j − W_P
+            actual_sq = update_inner(stack, actual, actual)
+            total_sq = stack.inner(index, index)
+            for method, predictor in predictors.items():
+                prediction = predictions[method]
+                alpha = predictor.coef_for_step(run.steps[index], fit_steps)
+                change = prediction.offset + alpha * prediction.direction  # Ŵ_j − W_P
+                error = change - actual
+                s = sums[method][j]
+                s.error += update_inner(stack, error, error)
+                s.stay += actual_sq
+                s.actual += total_sq
+                s.dot += update_inner(stack, change, actual)
+                s.predicted += update_inner(stack, change, change)
+    report = BacktestReport(fit_steps, held, horizon)
+    for method in methods:
+        total = _Sums(*(sum(getattr(s, f) for s in sums[method]) for f in ("error", "stay", "actual", "dot", "predicted")))
+        report.methods[method] = {**_scores(total), "per_step": {str(step): _scores(s) for step, s in
+                                                                 zip(held, sums[method], strict=True)}}
+        if method == "next":
+            report.methods[method]["fit_seconds"] = predictors[method].fit_info.get("fit_seconds")
+    report.best = min(methods, key=lambda m: report.methods[m]["rel_error"])
+    return report
+
+
+def auto_choice(report: BacktestReport, method: str | None = None) -> tuple[str, float]:
+    """(method, α) from a backtest: the best method unless one is given, and α = its coef_scale
+    (the calibrated coefficient for one horizon ahead), clipped to [0, 4]."""
+    method = method or report.best
+    scale = report.methods[method]["coef_scale"]
+    return method, min(max(scale, 0.0), 4.0)
+
+
+def fit_for_run(run: Run, method: str, *, horizon: int, seed: int = 0, **hparams):
+    """Fit ``method`` on the whole run (used after a backtest picked it)."""
+    extra = {"seed": seed} if method == "next" else {}
+    return fit(run, method, horizon=horizon, **{**extra, **hparams})

@@ -1,0 +1,1 @@
+"""The `nextx` command line: thin commands over the Python API."""

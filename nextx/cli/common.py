@@ -1,0 +1,67 @@
+"""What every command shares: the stderr console, run options, JSON output, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Iterator
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nextx import __version__
+from nextx.io.discover import LAYOUT_NAMES, parse_checkpoint_args
+from nextx.io.run import Run, load_run
+
+console = Console(stderr=True, highlight=False)
+
+
+def run_options(func):
+    """RUN plus the options that say how to read it (shared by inspect, fit, backtest, extrapolate)."""
+
+    @click.argument("run", required=False)
+    @click.option("--layout", type=click.Choice(["auto", *LAYOUT_NAMES]), default="auto", show_default=True,
+                  help="Checkpoint layout of RUN.")
+    @click.option("--checkpoint", "checkpoint_args", multiple=True, metavar="STEP=PATH",
+                  help="An explicit checkpoint (repeat); replaces layout discovery.")
+    @click.option("--base", type=click.Path(), default=None,
+                  help="Base model dir (W₀): needed for full-weight runs and merged outputs.")
+    @click.option("--lora-alpha", type=float, default=None, help="Override lora_alpha (verl's merger writes 0).")
+    @click.option("--allow-pickle", is_flag=True, help="Read .bin/.pt adapters with torch.load(weights_only=True).")
+    @functools.wraps(func)
+    def wrapper(run, layout, checkpoint_args, base, lora_alpha, allow_pickle, **kwargs):
+        def open_run() -> Run:
+            if run is None and not checkpoint_args:
+                raise click.UsageError("give a RUN directory or --checkpoint STEP=PATH")
+            return load_run(
+                run, layout=layout, base=base, lora_alpha=lora_alpha,
+                checkpoints=parse_checkpoint_args(list(checkpoint_args)) or None, allow_pickle=allow_pickle,
+            )
+
+        return func(open_run=open_run, **kwargs)
+
+    return wrapper
+
+
+def emit_json(payload: dict) -> None:
+    """One JSON object on stdout, with the nextx version."""
+    click.echo(json.dumps({"nextx_version": __version__, **payload}, indent=None, default=float))
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int) -> Iterator:
+    """A rich progress bar on stderr (silent when stderr is not a terminal); yields advance(label)."""
+    if not console.is_terminal:
+        yield lambda _label=None: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda _label=None: progress.advance(task)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

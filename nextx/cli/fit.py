@@ -1,0 +1,102 @@
+"""`nextx fit` and `nextx backtest`: fit a predictor; score every method on held-out checkpoints."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from nextx.backtest import DEFAULT_METHODS, backtest
+from nextx.cli.common import console, emit_json, progress_bar, run_options
+from nextx.fit import fit, save_predictor
+from nextx.predictors import REGISTRY
+
+METHOD_CHOICE = click.Choice(sorted(REGISTRY))
+
+
+def horizon_option(func):
+    return click.option("--horizon", type=click.IntRange(min=1), default=5, show_default=True,
+                        help="Target delta W_{t+h} − W_t, h in checkpoints.")(func)
+
+
+@click.command("fit")
+@run_options
+@click.option("-o", "--output", "out", required=True, type=click.Path(), help="Predictor directory to write.")
+@click.option("--method", type=METHOD_CHOICE, default="next", show_default=True)
+@horizon_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True, help="NExt training epochs.")
+@click.option("--group-by", type=click.Choice(["length", "type"]), default="length", show_default=True,
+              help="NExt: one predictor per vector length (paper) or per module type.")
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_json):
+    """Fit a predictor on every checkpoint of RUN and save it (safetensors + JSON).
+
+    \b
+    Examples:
+      nextx fit runs/grpo -o runs/grpo-predictor
+      nextx fit runs/grpo -o pred --horizon 3 --group-by type --json
+    """
+    run = open_run()
+    hparams = {"seed": seed, "epochs": epochs, "group_by": group_by} if method == "next" else {}
+    with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
+        predictor = fit(run, method, horizon=horizon, progress=advance, **hparams)
+    path = save_predictor(predictor, out, force=force)
+    info = predictor.fit_info
+    summary = {"predictor": str(path), "method": method, "horizon": horizon, "steps": run.steps,
+               "fit_seconds": info.get("fit_seconds"), "final_loss": info.get("final_loss"),
+               "groups": info.get("groups")}
+    if as_json:
+        emit_json(summary)
+        return
+    if info.get("fit_seconds") is not None:
+        console.print(f"fitted {method} on {info['pairs']} pairs × {len(run.modules)} modules in "
+                      f"{info['fit_seconds']:.1f} s ({len(info['groups'])} groups)")
+    click.echo(str(path))
+
+
+@click.command("backtest")
+@run_options
+@click.option("--holdout", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Number of final checkpoints to hold out.")
+@click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True, help="Comma-separated methods.")
+@horizon_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True, help="NExt training epochs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write error per held-out step to a PNG.")
+def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plot):
+    """Fit every method on RUN minus its last K checkpoints and score the predictions of them.
+
+    \b
+    Examples:
+      nextx backtest runs/grpo --holdout 3
+      nextx backtest runs/grpo --holdout 2 --horizon 3 --json
+    """
+    run = open_run()
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    with progress_bar("backtest", len(run.modules)) as advance:
+        report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed,
+                          hparams={"next": {"epochs": epochs}}, progress=advance)
+    if plot:
+        from nextx.plot import plot_backtest
+
+        plot_backtest(report.to_dict(), plot)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    render_backtest(report.to_dict())
+
+
+def render_backtest(report: dict) -> None:
+    table = Table(title=f"backtest: fit on steps {report['fit_steps'][0]}–{report['fit_steps'][-1]}, "
+                        f"predict {', '.join(map(str, report['holdout_steps']))}", title_justify="left")
+    for column in ("method", "rel. error", "gain over stay", "cosine", "best α scale"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for name, m in sorted(report["methods"].items(), key=lambda kv: kv[1]["rel_error"]):
+        label = f"[bold]{name}[/] (best)" if name == report["best"] else name
+        table.add_row(label, f"{m['rel_error']:.4f}", f"{m['gain_over_stay']:+.1%}", f"{m['cosine']:.3f}",
+                      f"{m['coef_scale']:.2f}")
+    console.print(table)
+    if report["best"] != "next" and "next" in report["methods"]:
+        console.print(f"NExt does not win on this run: {report['best']} predicts the held-out checkpoints better.")

@@ -1,0 +1,70 @@
+"""`nextx`: the command group, error handling and exit codes.
+
+Exit codes: 0 ok; 1 a NextxError (bad input: one line on stderr); 2 usage; 3 an unexpected bug
+(rerun with --debug for the traceback); 130 interrupted. Tracebacks only with --debug or NEXTX_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from nextx import __version__
+from nextx.cli.common import console
+from nextx.errors import NextxError
+
+
+class NextxGroup(click.Group):
+    """Turns library errors into one clear line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        debug = bool(ctx.params.get("debug")) or os.environ.get("NEXTX_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except NextxError as err:
+            if debug:
+                raise
+            console.print(f"[bold red]Error:[/] {err.format()}", markup=True, soft_wrap=True, highlight=False)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            console.print("Interrupted; partial outputs were removed.")
+            ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # noqa: BLE001 - last resort: a bug, reported without a traceback
+            if debug:
+                raise
+            console.print(f"[bold red]Error:[/] unexpected {type(err).__name__}: {err}. Rerun with --debug for the "
+                          "traceback and report it.", markup=True, soft_wrap=True, highlight=False)
+            ctx.exit(3)
+
+
+@click.group(cls=NextxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nextx")
+@click.option("--debug", is_flag=True, help="Show tracebacks (also NEXTX_DEBUG=1).")
+def cli(debug: bool) -> None:
+    """nextx: predict where an RLVR LoRA run is going, and write weights a trainer resumes from.
+
+    \b
+    Examples:
+      nextx inspect runs/grpo
+      nextx backtest runs/grpo --holdout 3
+      nextx extrapolate runs/grpo -o runs/grpo-next --coef auto
+    """
+
+
+def _register() -> None:
+    from nextx.cli.extrapolate import extrapolate_cmd
+    from nextx.cli.fit import backtest_cmd, fit_cmd
+    from nextx.cli.inspect import inspect
+
+    for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="nextx")

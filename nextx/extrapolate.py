@@ -1,0 +1,191 @@
+"""`extrapolate`: apply a fitted predictor to the LAST checkpoint and write weights.
+
+    Ŵ = W_T + offset + α·ΔŴ      (only trained modules change; everything else is copied as is)
+
+`Extrapolation.save_adapter` writes a PEFT LoRA adapter that reproduces Ŵ exactly — the factors of
+Ŵ − W₀ stacked (for NExt, B' = [B_T, α·σ̂·û/s], A' = [A_T; v̂ᵀ], rank r+1), with per-module
+rank_pattern / alpha_pattern so PEFT's scaling is right — or, with ``rank=K``, its best rank-K
+approximation (computed in factored form; the error is reported). `save_merged` streams
+W₀ + (Ŵ − W₀) tensor by tensor into sharded safetensors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from nextx.errors import NextxError, PredictorError
+from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX
+from nextx.io.provenance import write_provenance
+from nextx.io.run import Run
+from nextx.io.tensors import ShardedSafetensors
+from nextx.io.write import ShardedWriter, atomic_output_dir, copy_model_files, parse_size, write_json
+from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate
+from nextx.predictors import ModuleContext, Predictor
+from nextx.trajectory import module_trajectory, prefetched
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Extrapolation:
+    """A run, a fitted predictor and a coefficient α: the recipe for Ŵ, evaluated lazily per module."""
+
+    run: Run
+    predictor: Predictor
+    coef: float
+    provenance: dict = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None
+
+    @property
+    def target_step(self) -> float:
+        return self.run.steps[-1] + self.coef * self.predictor.horizon_steps(self.run.steps)
+
+    def module_updates(self) -> Iterator[tuple[str, FactorStack, FactoredUpdate]]:
+        """(module, its stack, Ŵ − W₀) for every trained module, one module in memory at a time."""
+        last = len(self.run.steps) - 1
+        for name, stack in prefetched(self.run, list(self.run.modules)):
+            traj = None
+            if self.predictor.needs_trajectories:
+                traj = module_trajectory(name, stack, self.run.steps, 0, kinds=("global", "local"))
+            prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last, traj))
+            yield name, stack, prediction.at(self.coef, last)
+            if self.progress:
+                self.progress(name)
+
+    def _record(self, fmt: str, **extra) -> dict:
+        return {
+            "format": fmt, "source": self.run.source, "layout": self.run.layout, "steps": self.run.steps,
+            "method": self.predictor.name, "coef": self.coef, "horizon": self.predictor.horizon,
+            "horizon_steps": self.predictor.horizon_steps(self.run.steps), "target_step": self.target_step,
+            "base": str(self.run.base) if self.run.base else None, **self.provenance, **extra,
+        }
+
+    # -- adapter --------------------------------------------------------------------------------
+    def save_adapter(self, out: str | Path, *, rank: int | None = None, force: bool = False,
+                     dtype: str = "float32") -> Path:
+        """A PEFT adapter reproducing Ŵ (exactly, or its best rank-``rank`` approximation)."""
+        if self.run.kind != "lora":
+            raise NextxError("an adapter can only be written for a LoRA run", hint="Use --format merged.")
+        with atomic_output_dir(out, force=force) as tmp:
+            errors = self._write_adapter(tmp, rank, DTYPES[dtype])
+            extra = {"rank": rank, "max_rank_error": max(errors.values(), default=0.0)} if rank else {}
+            write_provenance(tmp, self._record("adapter", **extra))
+        return Path(out)
+
+    def _write_adapter(self, directory: Path, rank: int | None, dtype: torch.dtype) -> dict[str, float]:
+        settings = self.run.lora
+        fan_in_fan_out = settings.fan_in_fan_out
+        tensors, ranks, scalings, errors = {}, {}, {}, {}
+        for name, stack, update in self.module_updates():
+            left, right = factors_of(stack, update)
+            if rank is not None and left.shape[1] > rank:
+                left, right, errors[name] = truncate(left, right, rank)
+            if left.shape[1] == 0:  # Ŵ = W₀: keep a rank-1 zero adapter so the module stays targeted
+                left, right = torch.zeros(left.shape[0], 1, dtype=left.dtype), torch.zeros(1, right.shape[1], dtype=left.dtype)
+            scaling = self.run.modules[name].scaling
+            B, A = (right.T / scaling, left.T) if fan_in_fan_out else (left / scaling, right)
+            tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = A.to(dtype).contiguous()
+            tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = B.to(dtype).contiguous()
+            ranks[name], scalings[name] = A.shape[0], scaling
+        last = len(self.run.steps) - 1
+        for key in self.run.untrained_keys:  # modules_to_save and other extras: as in W_T
+            tensors[key] = self.run.checkpoint_tensor(last, key).contiguous()
+        save_file(tensors, directory / "adapter_model.safetensors", metadata={"format": "pt"})
+        write_json(directory / ADAPTER_CONFIG, _adapter_config(settings, ranks, scalings))
+        return errors
+
+    # -- merged weights -------------------------------------------------------------------------
+    def save_merged(self, out: str | Path, *, base: str | Path | None = None, shard_size: str | int = "5GB",
+                    dtype: str | None = None, force: bool = False) -> Path:
+        """Full weights (sharded safetensors + index, config and tokenizer from the base)."""
+        base = Path(base) if base else self.run.base
+        if base is None:
+            raise NextxError("merged output needs the base model W₀", hint="Pass --base PATH.")
+        with atomic_output_dir(out, force=force) as tmp:
+            self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None)
+            copy_model_files(base, tmp)
+            write_provenance(tmp, self._record("merged", shard_size=str(shard_size)))
+        return Path(out)
+
+    def _write_merged(self, directory: Path, base: Path, max_shard: int, dtype: torch.dtype | None) -> None:
+        weights = ShardedSafetensors(base)
+        by_key = {spec.keys[0] if self.run.kind == "full" else f"{name}.weight": name
+                  for name, spec in self.run.modules.items()}
+        missing = set(by_key) - set(weights.keys())
+        if missing:
+            raise NextxError(f"base has no weight {sorted(missing)[0]}", path=base, hint="Pass the run's base model.")
+        updates = self.module_updates()
+        pending = {}
+        writer = ShardedWriter(directory, max_shard)
+        last = len(self.run.steps) - 1
+        carried = set(self.run.untrained_keys) if self.run.kind == "full" else set()
+        for key in weights.keys():
+            if key in by_key:
+                name = by_key[key]
+                while name not in pending:
+                    got, stack, update = next(updates)
+                    pending[got] = (stack, update)
+                stack, update = pending.pop(name)
+                w0 = weights.get(key)
+                tensor = (w0.to(torch.float64) + dense_of(stack, update).to(torch.float64)).to(dtype or w0.dtype)
+            elif key in carried:  # full runs: 1-D tensors and other non-decomposed tensors as in W_T
+                tensor = self.run.checkpoint_tensor(last, key)
+            else:
+                tensor = weights.get(key)
+            writer.add(key, tensor.to(dtype) if dtype and tensor.is_floating_point() else tensor)
+        writer.close()
+
+    def save(self, out: str | Path, *, fmt: str = "adapter", rank: int | None = None, base=None,
+             shard_size="5GB", dtype: str | None = None, force: bool = False) -> dict[str, Path]:
+        """Write ``fmt`` ∈ {adapter, merged, both}; both → OUT/adapter and OUT/merged."""
+        if fmt == "adapter":
+            return {"adapter": self.save_adapter(out, rank=rank, force=force, dtype=dtype or "float32")}
+        if fmt == "merged":
+            return {"merged": self.save_merged(out, base=base, shard_size=shard_size, dtype=dtype, force=force)}
+        if fmt != "both":
+            raise NextxError(f"unknown format {fmt!r}", hint="Choose adapter, merged or both.")
+        with atomic_output_dir(out, force=force) as tmp:
+            self.save_adapter(tmp / "adapter", rank=rank, dtype=dtype or "float32")
+            self.save_merged(tmp / "merged", base=base, shard_size=shard_size, dtype=dtype)
+        return {"adapter": Path(out) / "adapter", "merged": Path(out) / "merged"}
+
+
+def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float]) -> dict:
+    """adapter_config.json for the new ranks: r / lora_alpha for the most common (rank, scaling),
+    exact per-module rank_pattern / alpha_pattern entries (regex-escaped paths) for the rest."""
+    def alpha_for(rank: int, scaling: float) -> float:
+        return scaling * (math.sqrt(rank) if settings.use_rslora else rank)
+
+    pairs = [(ranks[n], scalings[n]) for n in ranks]
+    common_rank, common_scaling = max(set(pairs), key=pairs.count)
+    rank_pattern, alpha_pattern = {}, {}
+    for name in ranks:
+        if (ranks[name], scalings[name]) != (common_rank, common_scaling):
+            rank_pattern[re.escape(name)] = ranks[name]
+            alpha_pattern[re.escape(name)] = alpha_for(ranks[name], scalings[name])
+    config = dict(settings.raw)
+    config.update(r=common_rank, lora_alpha=alpha_for(common_rank, common_scaling), rank_pattern=rank_pattern,
+                  alpha_pattern=alpha_pattern, inference_mode=False, use_dora=False)
+    return config
+
+
+def extrapolate(run: Run, predictor: Predictor, *, coef: float | None = None, to_step: float | None = None,
+                provenance: dict | None = None, progress=None) -> Extrapolation:
+    """Ŵ = W_T + α·ΔŴ with α given, or α for "the weights at step ``to_step``"."""
+    from nextx.fit import check_predictor_matches
+
+    check_predictor_matches(predictor, run)
+    if (coef is None) == (to_step is None):
+        raise PredictorError("give exactly one of --coef and --to-step")
+    if to_step is not None:
+        coef = predictor.coef_for_step(to_step, run.steps)
+    if not math.isfinite(coef) or coef < 0 or coef > 10:
+        raise PredictorError(f"coefficient α = {coef:g} is out of range", hint="Use 0 ≤ α ≤ 10 (the paper uses 0.5–2.5).")
+    return Extrapolation(run, predictor, float(coef), dict(provenance or {}), progress)

@@ -1,0 +1,135 @@
+"""PEFT LoRA adapters: adapter_config.json → per-module scaling; tensors → factors with ΔW = L·R.
+
+PEFT merges ``ΔW = s·B·A`` (transposed when ``fan_in_fan_out``) with ``s = alpha / r``, or
+``alpha / sqrt(r)`` with ``use_rslora``; ``rank_pattern`` / ``alpha_pattern`` override r and alpha
+for module paths matching ``(.*\\.)?PATTERN$``. DoRA's magnitude vector makes the merge non-low-rank,
+so DoRA adapters are refused. verl's model_merger writes ``"lora_alpha": 0``, which would silently
+give ΔW = 0: it is refused unless the caller passes the real alpha.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nextx.errors import CheckpointError, UnsupportedAdapterError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_STEM = "adapter_model"
+KEY_PREFIX = "base_model.model."
+_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<factor>[AB])(?:\.[^.]+)?\.weight$")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The adapter_config.json fields that decide ΔW = s·B·A."""
+
+    r: int
+    lora_alpha: float
+    use_rslora: bool = False
+    fan_in_fan_out: bool = False
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    alpha_pattern: dict[str, float] = field(default_factory=dict)
+    target_modules: list[str] | str | None = None
+    base_model_name_or_path: str | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def rank_for(self, module: str) -> int:
+        return int(self.rank_pattern[_pattern_key(self.rank_pattern, module)]) if _match(self.rank_pattern, module) else self.r
+
+    def alpha_for(self, module: str) -> float:
+        if _match(self.alpha_pattern, module):
+            return float(self.alpha_pattern[_pattern_key(self.alpha_pattern, module)])
+        return self.lora_alpha
+
+    def scaling_for(self, module: str) -> float:
+        """s = alpha / r, or alpha / sqrt(r) with rsLoRA, using the module's pattern overrides."""
+        r = self.rank_for(module)
+        alpha = self.alpha_for(module)
+        return alpha / math.sqrt(r) if self.use_rslora else alpha / r
+
+
+def _pattern_key(patterns: dict, module: str) -> str:
+    return next(key for key in patterns if re.match(rf"(.*\.)?({key})$", module))
+
+
+def _match(patterns: dict, module: str) -> bool:
+    return any(re.match(rf"(.*\.)?({key})$", module) for key in patterns)
+
+
+def read_lora_settings(directory: Path, *, lora_alpha: float | None = None, meta: dict | None = None) -> LoraSettings:
+    """Parse and validate adapter_config.json (``meta`` = verl's lora_train_meta.json, if any)."""
+    path = directory / ADAPTER_CONFIG
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"adapter_config.json is not valid JSON: {err.msg}", path=path) from None
+    peft_type = str(raw.get("peft_type", "LORA")).upper()
+    if peft_type != "LORA":
+        raise UnsupportedAdapterError(f"peft_type {peft_type} is not supported, only LoRA", path=path)
+    if raw.get("use_dora"):
+        raise UnsupportedAdapterError(
+            "DoRA adapters are not supported: the magnitude vector makes the update non-low-rank",
+            path=path,
+            hint="Train with use_dora=False to use nextx.",
+        )
+    meta = meta or {}
+    alpha = lora_alpha if lora_alpha is not None else meta.get("lora_alpha", meta.get("alpha", raw.get("lora_alpha")))
+    if alpha is None or float(alpha) == 0:
+        raise UnsupportedAdapterError(
+            "adapter_config.json has lora_alpha 0 (as verl's model_merger writes), which would make every update zero",
+            path=path,
+            hint="Pass the alpha used in training with --lora-alpha.",
+        )
+    r = meta.get("r", meta.get("lora_rank", raw.get("r")))
+    if not r:
+        raise CheckpointError("adapter_config.json has no LoRA rank r", path=path)
+    return LoraSettings(
+        r=int(r),
+        lora_alpha=float(alpha),
+        use_rslora=bool(raw.get("use_rslora", False)),
+        fan_in_fan_out=bool(raw.get("fan_in_fan_out", False)),
+        rank_pattern=dict(raw.get("rank_pattern") or {}),
+        alpha_pattern=dict(raw.get("alpha_pattern") or {}),
+        target_modules=raw.get("target_modules"),
+        base_model_name_or_path=raw.get("base_model_name_or_path"),
+        raw=raw,
+    )
+
+
+def lora_modules(keys: list[str], path: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Map module path → {"A": key, "B": key}; also return the keys that are not LoRA factors."""
+    modules: dict[str, dict[str, str]] = {}
+    other: list[str] = []
+    for key in keys:
+        if "lora_magnitude_vector" in key:
+            raise UnsupportedAdapterError(
+                f"DoRA magnitude vector {key} found: DoRA updates are not low-rank", path=path,
+                hint="Train with use_dora=False to use nextx.",
+            )
+        match = _LORA_KEY.match(key)
+        if match:
+            modules.setdefault(match["module"], {})[match["factor"]] = key
+        else:
+            other.append(key)
+    for module, factors in modules.items():
+        if set(factors) != {"A", "B"}:
+            missing = ({"A", "B"} - set(factors)).pop()
+            raise CheckpointError(f"module {module} has no lora_{missing} tensor", path=path)
+    return modules, other
+
+
+def lora_factors(
+    B: torch.Tensor, A: torch.Tensor, scaling: float, fan_in_fan_out: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, R) with L·R = the update of the stored weight: s·B·A, or (s·B·A)ᵀ with fan_in_fan_out."""
+    B = B.to(torch.float64)
+    A = A.to(torch.float64)
+    if fan_in_fan_out:
+        return A.T, scaling * B.T
+    return scaling * B, A

@@ -1,0 +1,219 @@
+"""`Run`: the checkpoints of one RLVR run and lazy, per-module access to their weight updates.
+
+``run.deltas(name)`` reads one module across all checkpoints and returns its global deltas
+ΔWᵢ = Wᵢ − W₀ in factored form (LoRA: Lᵢ = sᵢ·Bᵢ, Rᵢ = Aᵢ) or dense (full weights), so peak memory
+is one module across all checkpoints, never the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nextx.errors import CheckpointError, RunLayoutError
+from nextx.io.adapter import ADAPTER_STEM, LoraSettings, lora_factors, lora_modules
+from nextx.io.discover import (
+    Checkpoint,
+    discover_checkpoints,
+    explicit_checkpoints,
+    lora_settings_for,
+)
+from nextx.io.tensors import ShardedSafetensors, has_full_weights, open_tensor_file
+from nextx.lowrank import DenseStack, FactorStack
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A trained 2-D weight: its module path, stored shape, LoRA rank and scaling (None if full)."""
+
+    name: str
+    shape: tuple[int, int]
+    rank: int | None = None
+    scaling: float | None = None
+    keys: tuple[str, ...] = ()  # (lora_A key, lora_B key) or (weight key,)
+
+
+@dataclass
+class Run:
+    """An RLVR run: layout, checkpoints (sorted by real step) and the modules it trains."""
+
+    source: str
+    layout: str
+    kind: str  # "lora" or "full"
+    checkpoints: list[Checkpoint]
+    modules: dict[str, ModuleSpec]
+    lora: LoraSettings | None = None
+    base: Path | None = None
+    allow_pickle: bool = False
+    untrained_keys: list[str] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[int]:
+        return [c.step for c in self.checkpoints]
+
+    def _file(self, checkpoint: Checkpoint):
+        if self.kind == "lora":
+            return open_tensor_file(checkpoint.path, ADAPTER_STEM, allow_pickle=self.allow_pickle)
+        return ShardedSafetensors(checkpoint.path)
+
+    def deltas(self, name: str) -> FactorStack | DenseStack:
+        """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i])."""
+        spec = self.modules[name]
+        if self.kind == "lora":
+            lefts, rights = [], []
+            fan_in_fan_out = bool(self.lora and self.lora.fan_in_fan_out)
+            for checkpoint in self.checkpoints:
+                A, B = self._file(checkpoint).get_many(list(spec.keys))
+                left, right = lora_factors(B, A, spec.scaling, fan_in_fan_out)
+                lefts.append(left)
+                rights.append(right)
+            return FactorStack(lefts, rights)
+        base = ShardedSafetensors(self.base).get(spec.keys[0]).to(torch.float32)
+        return DenseStack([self._file(c).get(spec.keys[0]).to(torch.float32) - base for c in self.checkpoints])
+
+    def checkpoint_tensor(self, index: int, key: str) -> torch.Tensor:
+        """One raw tensor of checkpoint ``index`` (for writers that copy untouched tensors)."""
+        return self._file(self.checkpoints[index]).get(key)
+
+    def describe(self) -> dict:
+        """Summary used by `nextx inspect` and provenance files."""
+        ranks = sorted({m.rank for m in self.modules.values() if m.rank is not None})
+        return {
+            "source": self.source,
+            "layout": self.layout,
+            "kind": self.kind,
+            "steps": self.steps,
+            "num_modules": len(self.modules),
+            "lora_rank": ranks[0] if len(ranks) == 1 else ranks or None,
+            "lora_alpha": self.lora.lora_alpha if self.lora else None,
+            "use_rslora": self.lora.use_rslora if self.lora else None,
+            "target_modules": sorted({n.rsplit(".", 1)[-1] for n in self.modules}),
+            "base": str(self.base) if self.base else None,
+        }
+
+
+def load_run(
+    source: str | Path,
+    *,
+    layout: str = "auto",
+    base: str | Path | None = None,
+    lora_alpha: float | None = None,
+    checkpoints: Mapping[int, str | Path] | list[tuple[int, str | Path]] | None = None,
+    allow_pickle: bool = False,
+) -> Run:
+    """Discover the checkpoints of a run (directory, or explicit step → path pairs) and its modules."""
+    if checkpoints:
+        pairs = list(checkpoints.items()) if isinstance(checkpoints, Mapping) else list(checkpoints)
+        found = explicit_checkpoints(pairs)
+        layout, source = "explicit", str(source or found[0].path.parent)
+    else:
+        if source is None:
+            raise RunLayoutError("no run given", hint="Pass a run directory or --checkpoint STEP=PATH.")
+        layout, found = discover_checkpoints(Path(source), layout)
+    base_path = Path(base) if base else None
+    if base_path is not None and not has_full_weights(base_path):
+        raise RunLayoutError("base has no model.safetensors or model.safetensors.index.json", path=base_path)
+    if found[0].kind == "lora":
+        return _load_lora_run(str(source), layout, found, base_path, lora_alpha, allow_pickle)
+    return _load_full_run(str(source), layout, found, base_path)
+
+
+def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run:
+    run = Run(source, layout, "lora", found, {}, base=base, allow_pickle=allow_pickle)
+    reference = None
+    for checkpoint in found:
+        settings = lora_settings_for(checkpoint, lora_alpha)
+        tensor_file = run._file(checkpoint)
+        names, other = lora_modules(tensor_file.keys(), tensor_file.path if hasattr(tensor_file, "path") else checkpoint.path)
+        specs = {}
+        for name, keys in sorted(names.items()):
+            a_shape, b_shape = tensor_file.shape(keys["A"]), tensor_file.shape(keys["B"])
+            rank = a_shape[0]
+            if b_shape[1] != rank or rank != settings.rank_for(name):
+                raise CheckpointError(
+                    f"module {name}: lora_A is {list(a_shape)}, lora_B is {list(b_shape)}, config rank is {settings.rank_for(name)}",
+                    path=checkpoint.path,
+                )
+            shape = (a_shape[1], b_shape[0]) if settings.fan_in_fan_out else (b_shape[0], a_shape[1])
+            specs[name] = ModuleSpec(name, shape, rank, settings.scaling_for(name), (keys["A"], keys["B"]))
+        if not specs:
+            raise CheckpointError("adapter holds no LoRA tensors", path=checkpoint.path)
+        if reference is None:
+            reference = (checkpoint, specs, settings)
+            run.modules, run.lora, run.untrained_keys = specs, settings, other
+            continue
+        _check_same_modules(reference[0], reference[1], checkpoint, specs)
+    if base is not None:
+        _check_base_shapes(run, base)
+    return run
+
+
+def _check_same_modules(ref_ckpt: Checkpoint, ref: dict, ckpt: Checkpoint, specs: dict) -> None:
+    if set(ref) != set(specs):
+        extra = sorted(set(specs) - set(ref))
+        missing = sorted(set(ref) - set(specs))
+        detail = "; ".join(
+            part for part in (f"adds {extra[0]}" if extra else "", f"lacks {missing[0]}" if missing else "") if part
+        )
+        raise CheckpointError(
+            f"checkpoint at step {ckpt.step} trains different modules than step {ref_ckpt.step} ({detail})",
+            path=ckpt.path,
+            hint="All checkpoints of a run must share target modules; pass the consistent ones with --checkpoint.",
+        )
+    for name, spec in specs.items():
+        if (spec.shape, spec.rank, spec.scaling) != (ref[name].shape, ref[name].rank, ref[name].scaling):
+            raise CheckpointError(
+                f"module {name} changes shape, rank or scaling between steps {ref_ckpt.step} and {ckpt.step}",
+                path=ckpt.path,
+            )
+
+
+def _check_base_shapes(run: Run, base: Path) -> None:
+    weights = ShardedSafetensors(base)
+    keys = set(weights.keys())
+    for name, spec in run.modules.items():
+        key = f"{name}.weight"
+        if key not in keys:
+            raise CheckpointError(f"base has no weight {key} for the adapter's module", path=base,
+                                  hint="Pass the base model the run was trained from with --base.")
+        if tuple(weights.shape(key)) != spec.shape:
+            raise CheckpointError(
+                f"shape of {key} is {list(weights.shape(key))} in the base but {list(spec.shape)} in the adapter",
+                path=base, hint="Pass the base model the run was trained from with --base.",
+            )
+
+
+def _load_full_run(source, layout, found, base) -> Run:
+    if base is None:
+        raise RunLayoutError(
+            "full-weight checkpoints need the initial weights W₀", path=source, hint="Pass --base PATH (the model RL started from)."
+        )
+    base_weights = ShardedSafetensors(base)
+    base_keys = base_weights.keys()
+    files = [ShardedSafetensors(c.path) for c in found]
+    for checkpoint, weights in zip(found, files, strict=True):
+        if set(weights.keys()) != set(base_keys):
+            odd = sorted(set(weights.keys()) ^ set(base_keys))[0]
+            raise CheckpointError(f"tensor {odd} is in only one of the checkpoint and the base", path=checkpoint.path)
+        for key in base_keys:
+            if weights.shape(key) != base_weights.shape(key):
+                raise CheckpointError(
+                    f"shape of {key} is {list(weights.shape(key))} but {list(base_weights.shape(key))} in the base",
+                    path=checkpoint.path,
+                )
+    modules, untrained = {}, []
+    for key in base_keys:
+        w0 = base_weights.get(key)
+        changed = any(not torch.equal(w0, weights.get(key)) for weights in files)
+        if changed and w0.ndim == 2 and w0.is_floating_point():
+            name = key.removesuffix(".weight")
+            modules[name] = ModuleSpec(name, tuple(w0.shape), keys=(key,))
+        else:
+            untrained.append(key)
+    if not modules:
+        raise CheckpointError("no 2-D weight differs from the base in any checkpoint", path=source,
+                              hint="Check that --base is the model the run started from.")
+    return Run(source, layout, "full", found, modules, base=base, untrained_keys=untrained)

@@ -1,0 +1,154 @@
+"""Lazy, validated tensor reading: one safetensors file, an HF sharded checkpoint, or (opt-in) pickle.
+
+Every reader returns float tensors one at a time (mmap via ``safe_open``), so peak memory is the
+tensors in hand, not the checkpoint. Corrupt or truncated files and non-finite values raise
+`CheckpointError` naming the file and the tensor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from nextx.errors import CheckpointError, UnsupportedAdapterError
+
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+
+
+class SafetensorsFile:
+    """One .safetensors file, read lazily.
+
+    The header is read once; each `get_many` maps the file only while it reads, so resident memory
+    does not grow with the number of tensors already read.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            with safe_open(str(self.path), framework="pt") as handle:
+                self._shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(
+                f"cannot read safetensors file: {first_line(err)}",
+                path=self.path,
+                hint="The file is corrupt or truncated; re-save or re-download this checkpoint.",
+            ) from None
+
+    def keys(self) -> list[str]:
+        return list(self._shapes)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self._shapes[key]
+
+    def get_many(self, keys: list[str]) -> list[torch.Tensor]:
+        try:
+            with safe_open(str(self.path), framework="pt") as handle:
+                tensors = [handle.get_tensor(key) for key in keys]
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"cannot read tensors {', '.join(keys)}: {first_line(err)}", path=self.path) from None
+        return [checked(tensor, key, self.path) for tensor, key in zip(tensors, keys, strict=True)]
+
+    def get(self, key: str) -> torch.Tensor:
+        return self.get_many([key])[0]
+
+
+class ShardedSafetensors:
+    """An HF checkpoint: model.safetensors, or shards listed in model.safetensors.index.json."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        index = self.directory / WEIGHTS_INDEX
+        if index.exists():
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise CheckpointError(f"unreadable shard index: {first_line(err)}", path=index) from None
+        else:
+            weight_map = {key: WEIGHTS_FILE for key in SafetensorsFile(self.directory / WEIGHTS_FILE).keys()}
+        self._weight_map: dict[str, str] = weight_map
+        self._files: dict[str, SafetensorsFile] = {}
+
+    def _file(self, key: str) -> SafetensorsFile:
+        name = self._weight_map[key]
+        if name not in self._files:
+            path = self.directory / name
+            if not path.exists():
+                raise CheckpointError(f"shard {name} listed in the index is missing", path=self.directory)
+            self._files[name] = SafetensorsFile(path)
+        return self._files[name]
+
+    def keys(self) -> list[str]:
+        return list(self._weight_map)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self._file(key).shape(key)
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._file(key).get(key)
+
+    def get_many(self, keys: list[str]) -> list[torch.Tensor]:
+        return [self.get(key) for key in keys]
+
+
+class PickleFile:
+    """A pickled state dict (.bin/.pt), loaded only on explicit opt-in with weights_only=True."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._tensors = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+            raise CheckpointError(f"cannot load pickle with weights_only=True: {first_line(err)}", path=path) from None
+
+    def keys(self) -> list[str]:
+        return list(self._tensors)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._tensors[key].shape)
+
+    def get(self, key: str) -> torch.Tensor:
+        return checked(self._tensors[key], key, self.path)
+
+    def get_many(self, keys: list[str]) -> list[torch.Tensor]:
+        return [self.get(key) for key in keys]
+
+
+def open_tensor_file(directory: Path, stem: str, *, allow_pickle: bool) -> SafetensorsFile | PickleFile:
+    """``stem``.safetensors in ``directory``; ``stem``.bin/.pt only with ``allow_pickle``."""
+    path = directory / f"{stem}.safetensors"
+    if path.exists():
+        return SafetensorsFile(path)
+    for suffix in PICKLE_SUFFIXES:
+        pickled = directory / f"{stem}{suffix}"
+        if pickled.exists():
+            if not allow_pickle:
+                raise UnsupportedAdapterError(
+                    f"only a pickle file {pickled.name} was found, and nextx does not unpickle by default",
+                    path=directory,
+                    hint="Convert it to safetensors, or pass --allow-pickle to load it with torch.load(weights_only=True).",
+                )
+            return PickleFile(pickled)
+    raise CheckpointError(f"no {stem}.safetensors found", path=directory)
+
+
+def checked(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
+    """The tensor, or CheckpointError if it holds NaN or Inf."""
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise CheckpointError(
+            f"tensor {key} contains NaN or Inf", path=path, hint="The run diverged or the file is damaged; drop this checkpoint."
+        )
+    return tensor
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def has_full_weights(directory: Path) -> bool:
+    return (directory / WEIGHTS_FILE).exists() or (directory / WEIGHTS_INDEX).exists()

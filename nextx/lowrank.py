@@ -1,0 +1,293 @@
+"""Exact top singular triplets of low-rank updates, computed from their factors.
+
+For ΔW = L·R (L: m×k, R: k×n, k ≪ min(m, n)) with Gram matrices G_L = LᵀL and G_R = R·Rᵀ,
+write G_L = QΛQᵀ and S = Λ^½Qᵀ (so SᵀS = G_L). The nonzero σᵢ² of ΔW are the eigenvalues of the
+k×k matrix K = S·G_R·Sᵀ, and with K z = σ₁² z:
+
+    v₁ = Rᵀ·Sᵀz / σ₁        u₁ = L·(R·v₁) / σ₁
+
+Nothing is inverted and no m×n matrix is formed: the cost is O((m+n)k²) for the Grams plus O(k³).
+A combination Σᵢ cᵢ·Lᵢ·Rᵢ of several checkpoints' factors (a local or target delta) is again of
+this form with L = [c₁L₁, c₂L₂, …] and R = [R₁; R₂; …]; `FactorStack` caches the Gram blocks
+Lᵢᵀ·Lⱼ and Rᵢ·Rⱼᵀ so each block is computed once per module. Everything runs in float64.
+
+`DenseStack` offers the same interface for full-weight checkpoints, with a randomized top-k
+solver (torch.svd_lowrank) in float32 — never a full SVD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Top singular triplet (sigma, u, v) of one delta, plus all its singular values when known."""
+
+    sigma: float
+    u: torch.Tensor
+    v: torch.Tensor
+    singular_values: torch.Tensor | None = None
+
+    @property
+    def energy(self) -> float | None:
+        """Rank-1 energy σ₁ / Σσᵢ (None when the spectrum is unknown, 0/0 → 0)."""
+        if self.singular_values is None:
+            return None
+        total = float(self.singular_values.sum())
+        return self.sigma / total if total > 0 else 0.0
+
+
+def spectrum_from_grams(
+    gram_left: torch.Tensor,
+    gram_right: torch.Tensor,
+    apply_left,
+    apply_right_t,
+    apply_right,
+) -> Spectrum:
+    """σ₁, u₁, v₁ (and all σᵢ) of ΔW = L·R given G_L = LᵀL, G_R = RRᵀ and products with L, Rᵀ, R.
+
+    ``apply_left(x) = L·x``, ``apply_right_t(y) = Rᵀ·y``, ``apply_right(v) = R·v``.
+    """
+    evals_l, evecs_l = torch.linalg.eigh(gram_left)
+    root_left = evals_l.clamp_min(0).sqrt().unsqueeze(1) * evecs_l.T  # S, with SᵀS = G_L
+    core = root_left @ gram_right @ root_left.T
+    core = (core + core.T) / 2
+    evals, evecs = torch.linalg.eigh(core)
+    singular_values = evals.clamp_min(0).flip(0).sqrt()
+    sigma = float(singular_values[0])
+    if sigma == 0.0:
+        zeros_u = apply_left(torch.zeros(gram_left.shape[0], dtype=DTYPE))
+        zeros_v = apply_right_t(torch.zeros(gram_right.shape[0], dtype=DTYPE))
+        return Spectrum(0.0, zeros_u, zeros_v, singular_values)
+    v = apply_right_t(root_left.T @ evecs[:, -1])
+    v = v / v.norm()
+    left_image = apply_left(apply_right(v))  # ΔW·v = σ₁·u₁
+    sigma = float(left_image.norm())
+    return Spectrum(sigma, left_image / sigma, v, singular_values)
+
+
+def top_singular_triplet(B: torch.Tensor, A: torch.Tensor, scale: float = 1.0) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """σ₁, u₁, v₁ of scale·B·A (B: m×r, A: r×n) from the r×r core, in float64."""
+    left = B.to(DTYPE) * scale
+    right = A.to(DTYPE)
+    spec = spectrum_from_grams(
+        left.T @ left, right @ right.T, lambda x: left @ x, lambda y: right.T @ y, lambda v: right @ v
+    )
+    return spec.sigma, spec.u, spec.v
+
+
+class FactorStack:
+    """The global deltas ΔWᵢ = Lᵢ·Rᵢ of one module at every checkpoint i, in float64.
+
+    ``spectrum({i: cᵢ, ...})`` returns the triplet of Σᵢ cᵢ·ΔWᵢ; an empty mapping is the zero delta.
+    """
+
+    def __init__(self, lefts: Sequence[torch.Tensor], rights: Sequence[torch.Tensor]):
+        self.lefts = [left.to(DTYPE) for left in lefts]
+        self.rights = [right.to(DTYPE) for right in rights]
+        self.shape = (self.lefts[0].shape[0], self.rights[0].shape[1])
+        self._gram_left: dict[tuple[int, int], torch.Tensor] = {}
+        self._gram_right: dict[tuple[int, int], torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.lefts)
+
+    def gram_left(self, i: int, j: int) -> torch.Tensor:
+        """Lᵢᵀ·Lⱼ (cached; the (j, i) block is its transpose)."""
+        return self._block(self._gram_left, i, j, lambda a, b: self.lefts[a].T @ self.lefts[b])
+
+    def gram_right(self, i: int, j: int) -> torch.Tensor:
+        """Rᵢ·Rⱼᵀ (cached)."""
+        return self._block(self._gram_right, i, j, lambda a, b: self.rights[a] @ self.rights[b].T)
+
+    @staticmethod
+    def _block(cache, i, j, compute):
+        if (i, j) in cache:
+            return cache[(i, j)]
+        if (j, i) in cache:
+            return cache[(j, i)].T
+        block = compute(i, j)
+        cache[(i, j)] = block
+        return block
+
+    def inner(self, i: int, j: int) -> float:
+        """Frobenius inner product ⟨ΔWᵢ, ΔWⱼ⟩ = Σ (Lᵢᵀ·Lⱼ) ⊙ (Rᵢ·Rⱼᵀ)."""
+        return float((self.gram_left(i, j) * self.gram_right(i, j)).sum())
+
+    def spectrum(self, coefs: Mapping[int, float]) -> Spectrum:
+        """Triplet of Σᵢ cᵢ·ΔWᵢ from the cached Gram blocks (rank ≤ Σ rᵢ)."""
+        idx = [i for i, c in coefs.items() if c != 0]
+        if not idx:
+            m, n = self.shape
+            return Spectrum(0.0, torch.zeros(m, dtype=DTYPE), torch.zeros(n, dtype=DTYPE), torch.zeros(1, dtype=DTYPE))
+        c = [float(coefs[i]) for i in idx]
+        gram_left = torch.cat(
+            [torch.cat([c[a] * c[b] * self.gram_left(i, j) for b, j in enumerate(idx)], 1) for a, i in enumerate(idx)]
+        )
+        gram_right = torch.cat([torch.cat([self.gram_right(i, j) for j in idx], 1) for i in idx])
+        sizes = [self.lefts[i].shape[1] for i in idx]
+
+        def apply_left(x):
+            return sum(ci * (self.lefts[i] @ part) for ci, i, part in zip(c, idx, x.split(sizes), strict=True))
+
+        def apply_right_t(y):
+            return sum(self.rights[i].T @ part for i, part in zip(idx, y.split(sizes), strict=True))
+
+        def apply_right(v):
+            return torch.cat([self.rights[i] @ v for i in idx])
+
+        return spectrum_from_grams(gram_left, gram_right, apply_left, apply_right_t, apply_right)
+
+    def bilinear(self, i: int, u: torch.Tensor, v: torch.Tensor) -> float:
+        """uᵀ·ΔWᵢ·v = (uᵀLᵢ)(Rᵢv)."""
+        return float((u.to(DTYPE) @ self.lefts[i]) @ (self.rights[i] @ v.to(DTYPE)))
+
+    def delta(self, i: int) -> torch.Tensor:
+        """Materialise ΔWᵢ (m×n). For tests and small matrices only."""
+        return self.lefts[i] @ self.rights[i]
+
+
+class DenseStack:
+    """Full-weight deltas ΔWᵢ = Wᵢ − W₀ of one module (float32), same interface as FactorStack."""
+
+    def __init__(self, deltas: Sequence[torch.Tensor], *, oversample: int = 8, iterations: int = 8, seed: int = 0):
+        self.deltas = [d.to(torch.float32) for d in deltas]
+        self.shape = tuple(self.deltas[0].shape)
+        self.oversample = oversample
+        self.iterations = iterations
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.deltas)
+
+    def inner(self, i: int, j: int) -> float:
+        """⟨ΔWᵢ, ΔWⱼ⟩ in float64 accumulation."""
+        return float((self.deltas[i].to(DTYPE) * self.deltas[j].to(DTYPE)).sum())
+
+    def spectrum(self, coefs: Mapping[int, float]) -> Spectrum:
+        """Top triplet of Σᵢ cᵢ·ΔWᵢ by randomized subspace iteration (svd_lowrank), no full SVD."""
+        m, n = self.shape
+        matrix = torch.zeros(m, n, dtype=torch.float32)
+        for i, c in coefs.items():
+            if c != 0:
+                matrix.add_(self.deltas[i], alpha=float(c))
+        if not torch.any(matrix):
+            return Spectrum(0.0, torch.zeros(m, dtype=DTYPE), torch.zeros(n, dtype=DTYPE))
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)
+        try:
+            q = min(1 + self.oversample, m, n)
+            u, s, v = torch.svd_lowrank(matrix, q=q, niter=self.iterations)
+        finally:
+            torch.random.set_rng_state(generator_state)
+        return Spectrum(float(s[0]), u[:, 0].to(DTYPE), v[:, 0].to(DTYPE))
+
+    def bilinear(self, i: int, u: torch.Tensor, v: torch.Tensor) -> float:
+        """uᵀ·ΔWᵢ·v."""
+        return float(u.float() @ self.deltas[i] @ v.float())
+
+    def delta(self, i: int) -> torch.Tensor:
+        return self.deltas[i]
+
+
+def align_sign(spec: Spectrum, reference: torch.Tensor | None) -> Spectrum:
+    """Flip (u, v) jointly so that u·reference ≥ 0; with no reference, the largest |uᵢ| is positive.
+
+    σ·u·vᵀ is unchanged by the joint flip.
+    """
+    if spec.sigma == 0.0:
+        return spec
+    if reference is not None and torch.any(reference):
+        flip = float(spec.u @ reference.to(spec.u.dtype)) < 0
+    else:
+        flip = float(spec.u[spec.u.abs().argmax()]) < 0
+    if not flip:
+        return spec
+    return Spectrum(spec.sigma, -spec.u, -spec.v, spec.singular_values)
+
+
+@dataclass
+class FactoredUpdate:
+    """A matrix in the span of a module's checkpoints: Σᵢ cᵢ·ΔWᵢ + Σₖ σₖ·uₖ·vₖᵀ (ΔWᵢ = global deltas)."""
+
+    coefs: dict[int, float] = field(default_factory=dict)
+    rank1: list[tuple[float, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    def __add__(self, other: FactoredUpdate) -> FactoredUpdate:
+        coefs = dict(self.coefs)
+        for i, c in other.coefs.items():
+            coefs[i] = coefs.get(i, 0.0) + c
+        return FactoredUpdate(coefs, self.rank1 + other.rank1)
+
+    def __mul__(self, alpha: float) -> FactoredUpdate:
+        return FactoredUpdate({i: alpha * c for i, c in self.coefs.items()}, [(alpha * s, u, v) for s, u, v in self.rank1])
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> FactoredUpdate:
+        return self * -1.0
+
+    def __sub__(self, other: FactoredUpdate) -> FactoredUpdate:
+        return self + (-other)
+
+
+def checkpoint(i: int) -> FactoredUpdate:
+    """The global delta ΔWᵢ = Wᵢ − W₀ of checkpoint i."""
+    return FactoredUpdate({i: 1.0})
+
+
+def update_inner(stack: FactorStack | DenseStack, x: FactoredUpdate, y: FactoredUpdate) -> float:
+    """Frobenius ⟨X, Y⟩ from cached Gram blocks and rank-1 terms, never forming an m×n matrix."""
+    total = sum(ci * cj * stack.inner(i, j) for i, ci in x.coefs.items() for j, cj in y.coefs.items() if ci and cj)
+    for coefs, terms in ((x.coefs, y.rank1), (y.coefs, x.rank1)):
+        total += sum(c * s * stack.bilinear(i, u, v) for i, c in coefs.items() if c for s, u, v in terms)
+    total += sum(
+        s1 * s2 * float(u1.double() @ u2.double()) * float(v1.double() @ v2.double())
+        for s1, u1, v1 in x.rank1 for s2, u2, v2 in y.rank1
+    )
+    return float(total)
+
+
+def factors_of(stack: FactorStack, update: FactoredUpdate) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, R) with L·R = the update exactly: L = [cᵢ·Lᵢ … σₖ·uₖ …], R = [Rᵢ; … vₖᵀ …]."""
+    lefts = [c * stack.lefts[i] for i, c in sorted(update.coefs.items()) if c]
+    rights = [stack.rights[i] for i, c in sorted(update.coefs.items()) if c]
+    lefts += [s * u.to(DTYPE).unsqueeze(1) for s, u, _ in update.rank1 if s]
+    rights += [v.to(DTYPE).unsqueeze(0) for s, _, v in update.rank1 if s]
+    if not lefts:
+        m, n = stack.shape
+        return torch.zeros(m, 0, dtype=DTYPE), torch.zeros(0, n, dtype=DTYPE)
+    return torch.cat(lefts, 1), torch.cat(rights, 0)
+
+
+def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate) -> torch.Tensor:
+    """Materialise the update as an m×n matrix (float32 for dense stacks, float64 for factored)."""
+    if isinstance(stack, FactorStack):
+        left, right = factors_of(stack, update)
+        return left @ right
+    matrix = torch.zeros(stack.shape, dtype=torch.float32)
+    for i, c in update.coefs.items():
+        if c:
+            matrix.add_(stack.deltas[i], alpha=float(c))
+    for s, u, v in update.rank1:
+        matrix.add_(torch.outer(u.float(), v.float()), alpha=float(s))
+    return matrix
+
+
+def truncate(left: torch.Tensor, right: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Best rank-`rank` approximation of L·R in factored form (thin QRs + core SVD), and its
+    relative Frobenius error ‖L·R − L'·R'‖ / ‖L·R‖."""
+    q_left, r_left = torch.linalg.qr(left)
+    q_right, r_right = torch.linalg.qr(right.T)
+    U, S, Vh = torch.linalg.svd(r_left @ r_right.T)
+    k = min(rank, len(S))
+    total = float(S.norm())
+    error = float(S[k:].norm()) / total if total > 0 else 0.0
+    root = S[:k].sqrt()
+    return (q_left @ U[:, :k]) * root, root.unsqueeze(1) * (Vh[:k] @ q_right.T), error

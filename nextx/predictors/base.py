@@ -1,0 +1,83 @@
+"""The predictor interface: every method predicts, per module, Ŵ(α) = W_T + offset + α·ΔŴ.
+
+``offset`` and ``ΔŴ`` are `FactoredUpdate`s (combinations of the run's own checkpoint deltas plus
+rank-1 terms), so predictions, their errors and the adapters written from them stay exact and
+never form an m×n matrix. α = 0 with no offset is "stay". ``horizon_steps`` converts a target
+step S into α = (S − step_T) / horizon_steps.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from nextx.errors import PredictorError
+from nextx.lowrank import DenseStack, FactoredUpdate, FactorStack
+from nextx.trajectory import ModuleTrajectory, Trajectories
+
+
+@dataclass
+class ModuleContext:
+    """What a predictor sees of one module when predicting from checkpoint ``last`` (an index)."""
+
+    name: str
+    stack: FactorStack | DenseStack
+    steps: list[int]
+    last: int
+    trajectory: ModuleTrajectory | None = None
+
+
+@dataclass
+class Prediction:
+    """Ŵ(α) = W_T + offset + α·direction for one module."""
+
+    direction: FactoredUpdate
+    offset: FactoredUpdate = field(default_factory=FactoredUpdate)
+
+    def at(self, alpha: float, last: int) -> FactoredUpdate:
+        """Ŵ(α) − W₀ as a factored update."""
+        return FactoredUpdate({last: 1.0}) + self.offset + alpha * self.direction
+
+
+class Predictor(ABC):
+    """A method that, fitted on a run's history, predicts where each module goes next."""
+
+    name: ClassVar[str]
+    needs_trajectories: ClassVar[bool] = False  # fit() and predict() need rank-1 trajectories
+
+    def __init__(self, horizon: int = 5, **hparams):
+        self.horizon = horizon
+        self.hparams = hparams
+        self.fit_info: dict = {}
+
+    def fit(self, traj: Trajectories | None, steps: list[int]) -> Predictor:
+        """Learn from the run's history (checkpoints ``steps``); cheap methods only record the steps."""
+        self.fit_info.setdefault("steps", list(steps))
+        return self
+
+    @abstractmethod
+    def predict(self, ctx: ModuleContext) -> Prediction:
+        """Ŵ(α) for one module from its checkpoints up to index ``ctx.last``."""
+
+    def horizon_steps(self, steps: list[int]) -> float:
+        """How many training steps α = 1 stands for, on a run with these checkpoint steps."""
+        return float(steps[-1] - steps[-2]) if len(steps) > 1 else float(steps[-1])
+
+    def coef_for_step(self, target_step: float, steps: list[int]) -> float:
+        """α that predicts the weights at ``target_step`` from the last checkpoint."""
+        if target_step < steps[-1]:
+            raise PredictorError(
+                f"--to-step {target_step:g} is before the last checkpoint (step {steps[-1]})",
+                hint="Extrapolation goes forward: pass a later step.",
+            )
+        return (target_step - steps[-1]) / self.horizon_steps(steps)
+
+    # -- persistence: JSON-able state plus named tensors (saved as safetensors, never pickled)
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        return {"horizon": self.horizon, "hparams": self.hparams, "fit_info": self.fit_info}, {}
+
+    def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        self.fit_info = meta.get("fit_info", {})

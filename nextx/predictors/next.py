@@ -1,0 +1,192 @@
+"""`next`: the NExt nonlinear predictor (arXiv 2604.11446), faithful to the reference architecture.
+
+For each component s ∈ {u, v, σ} of the rank-1 triplets, inputs at checkpoint t are the global
+triplet s^G_t (of W_t − W₀) and the local one s^L_t (of W_t − W_{t−1}); the target is s^T_t of
+W_{t+h} − W_t. With d the vector length:
+
+    E_G, E_L: Linear(d,256) → Linear(256,d) → ReLU → Linear(d,256) → Linear(256,d)
+    D:        Linear(2d,256) → Linear(256,2d) → ReLU → Linear(2d,256) → Linear(256,d)
+    ŝ^T = D([E_G(s^G); E_L(s^L)])
+
+trained with the L1 loss (sum over elements, mean over pairs), AdamW lr 2e-5 with a cosine schedule
+to 0.1×lr, 1000 full-batch epochs. One predictor per vector length (all modules whose u — or v —
+has that length share it; every σ shares one scalar predictor), or per module type with
+``group_by="type"``. Prediction: û, v̂ renormalised, σ̂ ≥ 0, ΔŴ = σ̂·û·v̂ᵀ.
+
+Departures from the reference code, on purpose: signs are canonical (see `nextx.trajectory`), so û
+and v̂ agree in orientation; σ is divided by the largest training σ^G of its group (and multiplied
+back), so one schedule fits runs of any scale; untrained tensors get no prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+
+from nextx.errors import PredictorError
+from nextx.lowrank import FactoredUpdate
+from nextx.predictors.base import ModuleContext, Prediction, Predictor
+from nextx.trajectory import Trajectories
+
+DEFAULTS = {"hidden": 256, "epochs": 1000, "lr": 2e-5, "min_lr_ratio": 0.1, "weight_decay": 0.01,
+            "group_by": "length", "seed": 0}
+
+
+def _encoder(dim: int, hidden: int, out: int | None = None) -> nn.Sequential:
+    out = dim if out is None else out
+    return nn.Sequential(nn.Linear(dim, hidden), nn.Linear(hidden, dim), nn.ReLU(), nn.Linear(dim, hidden),
+                         nn.Linear(hidden, out))
+
+
+class ComponentPredictor(nn.Module):
+    """ŝ^T = D([E_G(s^G); E_L(s^L)]) for vectors of length ``dim``."""
+
+    def __init__(self, dim: int, hidden: int = 256):
+        super().__init__()
+        self.encode_global = _encoder(dim, hidden)
+        self.encode_local = _encoder(dim, hidden)
+        self.decode = _encoder(2 * dim, hidden, out=dim)
+
+    def forward(self, global_part: torch.Tensor, local_part: torch.Tensor) -> torch.Tensor:
+        return self.decode(torch.cat([self.encode_global(global_part), self.encode_local(local_part)], -1))
+
+
+def _group_key(component: str, name: str, length: int, group_by: str) -> str:
+    """'u:3584' (shared by length) or 'u:q_proj:3584' (per module type)."""
+    if component == "sigma":
+        return "sigma:1" if group_by == "length" else f"sigma:{name.rsplit('.', 1)[-1]}:1"
+    if group_by == "type":
+        return f"{component}:{name.rsplit('.', 1)[-1]}:{length}"
+    return f"{component}:{length}"
+
+
+class NExt(Predictor):
+    name = "next"
+    needs_trajectories = True
+
+    def __init__(self, horizon: int = 5, **hparams):
+        unknown = set(hparams) - set(DEFAULTS) - {"window"}
+        if unknown:
+            raise PredictorError(f"unknown NExt hyper-parameter(s): {', '.join(sorted(unknown))}")
+        super().__init__(horizon, **{**DEFAULTS, **hparams})
+        if self.hparams["group_by"] not in ("length", "type"):
+            raise PredictorError(f"group_by must be 'length' or 'type', not {self.hparams['group_by']!r}")
+        self.models: dict[str, ComponentPredictor] = {}
+        self.sigma_scale: dict[str, float] = {}
+
+    def horizon_steps(self, steps: list[int]) -> float:
+        spans = [steps[t + self.horizon] - steps[t] for t in range(len(steps) - self.horizon)]
+        return float(sum(spans) / len(spans)) if spans else super().horizon_steps(steps) * self.horizon
+
+    # -- training -----------------------------------------------------------------------------
+    def _training_sets(self, traj: Trajectories) -> dict[str, list[tuple[torch.Tensor, ...]]]:
+        """group key → list of (global, local, target) tensors, one triple per module."""
+        groups: dict[str, list[tuple[torch.Tensor, ...]]] = {}
+        for name, mt in traj.modules.items():
+            pairs = len(mt.target_delta.steps)
+            g, loc, tgt = mt.global_delta, mt.local_delta, mt.target_delta
+            for component, length in (("u", mt.shape[0]), ("v", mt.shape[1]), ("sigma", 1)):
+                key = _group_key(component, name, length, self.hparams["group_by"])
+                if component == "sigma":
+                    triple = tuple(s.sigma[:pairs].float().unsqueeze(1) for s in (g, loc, tgt))
+                else:
+                    triple = tuple(getattr(s, component)[:pairs] for s in (g, loc, tgt))
+                groups.setdefault(key, []).append(triple)
+        return groups
+
+    def fit(self, traj: Trajectories | None, steps: list[int]) -> NExt:
+        """Train one ComponentPredictor per group on all (G_t, L_t) → T_t pairs of the run."""
+        if traj is None or not traj.modules:
+            raise PredictorError("NExt needs the run's rank-1 trajectories")
+        pairs = len(next(iter(traj.modules.values())).target_delta.steps)
+        if pairs < 1:
+            raise PredictorError(
+                f"NExt with horizon {self.horizon} needs at least {self.horizon + 1} checkpoints, the run has {len(steps)}",
+                hint="Lower --horizon or save checkpoints more often.",
+            )
+        hp = self.hparams
+        start = time.perf_counter()
+        losses: dict[str, list[float]] = {}
+        for index, (key, triples) in enumerate(sorted(self._training_sets(traj).items())):
+            x_global, x_local, target = (torch.cat(parts) for parts in zip(*triples, strict=True))
+            if key.startswith("sigma"):
+                scale = float(x_global.abs().max()) or 1.0
+                self.sigma_scale[key] = scale
+                x_global, x_local, target = x_global / scale, x_local / scale, target / scale
+            torch.manual_seed(hp["seed"] * 1000 + index)
+            model = ComponentPredictor(x_global.shape[1], hp["hidden"])
+            losses[key] = _train(model, x_global, x_local, target, hp)
+            self.models[key] = model
+        self.fit_info = {"steps": list(steps), "pairs": pairs, "fit_seconds": time.perf_counter() - start,
+                         "final_loss": {k: v[-1] for k, v in losses.items()}, "loss_curve": losses,
+                         "groups": {k: len(v) for k, v in self._training_sets(traj).items()}}
+        return self
+
+    # -- prediction ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, ctx: ModuleContext) -> Prediction:
+        mt = ctx.trajectory
+        if mt is None or mt.local_delta is None:
+            raise PredictorError(f"NExt needs the global and local trajectory of {ctx.name}")
+        t = ctx.last
+        out = {}
+        for component, length in (("u", mt.shape[0]), ("v", mt.shape[1]), ("sigma", 1)):
+            key = _group_key(component, ctx.name, length, self.hparams["group_by"])
+            if key not in self.models:
+                raise PredictorError(
+                    f"the predictor has no {component} model for {ctx.name} (vector length {length})",
+                    hint="It was fitted on a run with other modules or shapes; fit it on this run.",
+                )
+            if component == "sigma":
+                scale = self.sigma_scale[key]
+                g = torch.tensor([[float(mt.global_delta.sigma[t]) / scale]])
+                loc = torch.tensor([[float(mt.local_delta.sigma[t]) / scale]])
+                out[component] = max(float(self.models[key](g, loc)[0, 0]) * scale, 0.0)
+            else:
+                g = getattr(mt.global_delta, component)[t : t + 1]
+                loc = getattr(mt.local_delta, component)[t : t + 1]
+                vec = self.models[key](g, loc)[0].double()
+                norm = float(vec.norm())
+                out[component] = vec / norm if norm > 0 else vec
+        return Prediction(FactoredUpdate(rank1=[(out["sigma"], out["u"], out["v"])]))
+
+    # -- persistence --------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        meta, _ = super().state()
+        meta["sigma_scale"] = self.sigma_scale
+        meta["groups"] = {key: int(model.encode_global[0].in_features) for key, model in self.models.items()}
+        tensors = {f"{key}/{param}": value.detach().contiguous() for key, model in self.models.items()
+                   for param, value in model.state_dict().items()}
+        return meta, tensors
+
+    def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        super().load_state(meta, tensors)
+        self.sigma_scale = {k: float(v) for k, v in meta.get("sigma_scale", {}).items()}
+        for key, dim in meta["groups"].items():
+            model = ComponentPredictor(int(dim), self.hparams["hidden"])
+            prefix = f"{key}/"
+            model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            self.models[key] = model.eval()
+
+
+def _train(model: ComponentPredictor, x_global, x_local, target, hp: dict) -> list[float]:
+    """Full-batch AdamW on the L1 loss (sum over elements, mean over pairs), cosine to min_lr_ratio×lr."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    epochs = int(hp["epochs"])
+    floor = hp["min_lr_ratio"]
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs))
+    )
+    curve = []
+    for _ in range(epochs):
+        optimizer.zero_grad(set_to_none=True)
+        loss = (model(x_global, x_local) - target).abs().sum(1).mean()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        curve.append(loss.item())
+    model.eval()
+    return curve

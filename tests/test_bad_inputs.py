@@ -1,0 +1,159 @@
+"""Bad input: one clear line on stderr, exit 1, nothing on stdout, no traceback."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from helpers import make_full_run, make_lora_run
+from safetensors.torch import load_file, save_file
+
+from nextx.cli.main import cli
+
+
+def fails(runner, args, *fragments):
+    result = runner.invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    err = " ".join(result.stderr.split())  # the console may wrap the line in a narrow terminal
+    assert err.startswith("Error:") and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+@pytest.fixture
+def run_copy(trl_run, tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(trl_run, target)
+    return target
+
+
+def test_missing_and_empty_run(cli_runner, tmp_path):
+    fails(cli_runner, ["inspect", tmp_path / "nope"], "run directory does not exist")
+    (tmp_path / "empty").mkdir()
+    fails(cli_runner, ["inspect", tmp_path / "empty"], "run directory is empty")
+
+
+def test_no_checkpoints_names_the_layouts_tried(cli_runner, tmp_path):
+    (tmp_path / "run" / "logs").mkdir(parents=True)
+    err = fails(cli_runner, ["inspect", tmp_path / "run"], "no checkpoints found", "trl", "verl", "openrlhf", "--checkpoint")
+    assert "checkpoint-" in err
+
+
+def test_single_adapter_is_not_a_run(cli_runner, trl_run):
+    fails(cli_runner, ["inspect", trl_run / "checkpoint-10"], "single checkpoint")
+
+
+def test_mixed_layouts(cli_runner, run_copy):
+    shutil.copytree(run_copy / "checkpoint-10", run_copy / "global_step_5")
+    fails(cli_runner, ["inspect", run_copy], "mixed checkpoint layouts", "--layout")
+
+
+def test_different_target_modules(cli_runner, tmp_path, base_model):
+    make_lora_run(tmp_path / "run", base_model, [10, 20])
+    make_lora_run(tmp_path / "other", base_model, [30], targets=["q_proj", "v_proj"])
+    shutil.move(tmp_path / "other" / "checkpoint-30", tmp_path / "run" / "checkpoint-30")
+    fails(cli_runner, ["inspect", tmp_path / "run"], "step 30 trains different modules than step 10", "lacks")
+
+
+def test_shapes_that_do_not_match_the_base(cli_runner, trl_run, tmp_path):
+    from helpers import build_tiny_model  # noqa: F401 - a base of another width
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(tmp_path / "other")
+    fails(cli_runner, ["inspect", trl_run, "--base", tmp_path / "other"], "in the base but", "--base")
+
+
+def test_truncated_safetensors(cli_runner, run_copy):
+    path = run_copy / "checkpoint-30" / "adapter_model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file", "checkpoint-30", "corrupt or truncated")
+
+
+def test_garbage_safetensors(cli_runner, run_copy):
+    (run_copy / "checkpoint-20" / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
+    fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file", "checkpoint-20")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_tensor_names_checkpoint_and_tensor(cli_runner, run_copy, value):
+    path = run_copy / "checkpoint-40" / "adapter_model.safetensors"
+    tensors = load_file(path)
+    key = "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"
+    tensors[key][0, 0] = value
+    save_file(tensors, path)
+    fails(cli_runner, ["inspect", run_copy], f"tensor {key} contains NaN or Inf", "checkpoint-40")
+
+
+def test_duplicate_steps(cli_runner, trl_run):
+    fails(cli_runner, ["inspect", "--checkpoint", f"10={trl_run / 'checkpoint-10'}",
+                       "--checkpoint", f"10={trl_run / 'checkpoint-20'}"], "duplicate step 10")
+
+
+def test_duplicate_steps_from_trainer_state(cli_runner, run_copy):
+    (run_copy / "checkpoint-20" / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
+    fails(cli_runner, ["inspect", run_copy], "duplicate step 10")
+
+
+def test_bad_checkpoint_argument(cli_runner, trl_run):
+    fails(cli_runner, ["inspect", "--checkpoint", str(trl_run / "checkpoint-10")], "is not STEP=PATH")
+
+
+def test_lora_alpha_zero_is_refused_until_given(cli_runner, run_copy):
+    for ckpt in run_copy.iterdir():
+        config = json.loads((ckpt / "adapter_config.json").read_text())
+        config["lora_alpha"] = 0
+        (ckpt / "adapter_config.json").write_text(json.dumps(config))
+    fails(cli_runner, ["inspect", run_copy], "lora_alpha 0", "--lora-alpha")
+    result = cli_runner.invoke(cli, ["inspect", str(run_copy), "--lora-alpha", "8", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["lora_alpha"] == 8.0
+
+
+def test_pickle_adapters_need_opt_in(cli_runner, run_copy):
+    for ckpt in run_copy.iterdir():
+        tensors = load_file(ckpt / "adapter_model.safetensors")
+        torch.save(tensors, ckpt / "adapter_model.bin")
+        (ckpt / "adapter_model.safetensors").unlink()
+    fails(cli_runner, ["inspect", run_copy], "pickle", "--allow-pickle")
+    result = cli_runner.invoke(cli, ["inspect", str(run_copy), "--allow-pickle", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["modules"]) == 14
+
+
+def test_dora_is_refused(cli_runner, run_copy):
+    config_path = run_copy / "checkpoint-10" / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["use_dora"] = True
+    config_path.write_text(json.dumps(config))
+    fails(cli_runner, ["inspect", run_copy], "DoRA adapters are not supported", "use_dora=False")
+
+
+def test_incomplete_checkpoint(cli_runner, run_copy):
+    (run_copy / "checkpoint-90").mkdir()
+    fails(cli_runner, ["inspect", run_copy], "neither adapter_config.json nor model.safetensors", "checkpoint-90")
+
+
+def test_full_weights_need_a_base(cli_runner, tmp_path, base_model):
+    make_full_run(tmp_path / "run", base_model, [10, 20])
+    fails(cli_runner, ["inspect", tmp_path / "run"], "full-weight checkpoints need", "--base")
+
+
+def test_full_weights_against_the_wrong_base(cli_runner, tmp_path, base_model):
+    make_full_run(tmp_path / "run", base_model, [10, 20])
+    ckpt = tmp_path / "run" / "checkpoint-10"
+    fails(cli_runner, ["inspect", "--checkpoint", f"10={ckpt}", "--base", ckpt], "no 2-D weight differs from the base")
+
+
+def test_unexpected_errors_exit_3_without_traceback(cli_runner, trl_run, monkeypatch):
+    import nextx.inspect
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(nextx.inspect, "trajectories", boom)
+    result = cli_runner.invoke(cli, ["inspect", str(trl_run)])
+    assert result.exit_code == 3 and "--debug" in result.stderr and "Traceback" not in result.stderr
+    result = cli_runner.invoke(cli, ["--debug", "inspect", str(trl_run)])
+    assert isinstance(result.exception, ZeroDivisionError)

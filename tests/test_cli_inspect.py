@@ -1,0 +1,40 @@
+"""`nextx inspect`: table, JSON schema, plot, help examples."""
+
+import json
+
+from nextx.cli.main import cli
+
+
+def test_inspect_json_schema(cli_runner, trl_run):
+    result = cli_runner.invoke(cli, ["inspect", str(trl_run), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["layout"] == "trl"
+    assert report["steps"] == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert len(report["modules"]) == 14
+    module = next(m for m in report["modules"] if m["name"] == "model.layers.0.self_attn.k_proj")
+    assert module["shape"] == [16, 32] and module["rank"] == 4
+    assert len(module["sigma"]) == len(module["energy"]) == 8
+    assert all(b > a for a, b in zip(module["sigma"], module["sigma"][1:], strict=False))  # growing updates
+    assert -1 <= module["r2"] <= 1
+
+
+def test_inspect_table_goes_to_stderr(cli_runner, trl_run):
+    result = cli_runner.invoke(cli, ["inspect", str(trl_run), "--modules", "all"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "model.layers.1.mlp.down_proj" in result.stderr
+    assert "r=4 alpha=8.0" in result.stderr
+
+
+def test_inspect_plot(cli_runner, trl_run, tmp_path):
+    png = tmp_path / "traj.png"
+    result = cli_runner.invoke(cli, ["inspect", str(trl_run), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_has_examples(cli_runner):
+    for args in (["--help"], ["inspect", "--help"]):
+        result = cli_runner.invoke(cli, args)
+        assert result.exit_code == 0 and "Examples:" in result.output

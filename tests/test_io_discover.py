@@ -1,0 +1,146 @@
+"""Run discovery in every layout nextx reads, LoRA scaling variants, full-weight runs."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from helpers import load_lora_delta, make_full_run, make_lora_run, save_gpt2_base, save_lora_checkpoints
+
+from nextx import load_run
+from nextx.errors import NextxError
+
+
+def test_trl_layout_uses_real_steps(trl_run, base_model):
+    run = load_run(trl_run)
+    assert run.layout == "trl" and run.kind == "lora"
+    assert run.steps == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert len(run.modules) == 14
+    spec = run.modules["model.layers.0.self_attn.q_proj"]
+    assert (spec.shape, spec.rank, spec.scaling) == ((32, 32), 4, 2.0)
+    assert run.modules["model.layers.1.self_attn.k_proj"].shape == (16, 32)
+
+
+def test_trainer_state_global_step_wins(tmp_path, base_model):
+    make_lora_run(tmp_path / "run", base_model, [1, 2, 3])
+    for n, step in ((1, 15), (2, 30), (3, 45)):
+        (tmp_path / "run" / f"checkpoint-{n}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    assert load_run(tmp_path / "run").steps == [15, 30, 45]
+
+
+@pytest.mark.parametrize("layout", ["verl", "openrlhf", "steps"])
+def test_other_layouts_with_uneven_steps(tmp_path, base_model, layout):
+    make_lora_run(tmp_path / "run", base_model, [5, 12, 40], layout=layout)
+    run = load_run(tmp_path / "run")
+    assert run.layout == layout and run.steps == [5, 12, 40]
+
+
+def test_verl_lora_train_meta_supplies_alpha(tmp_path, base_model):
+    make_lora_run(tmp_path / "run", base_model, [10, 20], layout="verl", alpha=8)
+    for step in (10, 20):
+        adapter = tmp_path / "run" / f"global_step_{step}" / "actor" / "lora_adapter"
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        config["lora_alpha"] = 0  # what verl's model_merger writes
+        (adapter / "adapter_config.json").write_text(json.dumps(config))
+        (adapter.parent / "lora_train_meta.json").write_text(json.dumps({"r": 4, "lora_alpha": 16}))
+    run = load_run(tmp_path / "run")
+    assert run.modules["model.layers.0.self_attn.q_proj"].scaling == 16 / 4
+
+
+def test_explicit_checkpoints(trl_run):
+    run = load_run(None, checkpoints={20: trl_run / "checkpoint-20", 50: trl_run / "checkpoint-50"})
+    assert run.layout == "explicit" and run.steps == [20, 50]
+
+
+def test_layout_can_be_forced(tmp_path, base_model):
+    make_lora_run(tmp_path / "run", base_model, [10, 20])
+    shutil.copytree(tmp_path / "run" / "checkpoint-10", tmp_path / "run" / "global_step_99")
+    with pytest.raises(NextxError, match="mixed checkpoint layouts"):
+        load_run(tmp_path / "run")
+    assert load_run(tmp_path / "run", layout="trl").steps == [10, 20]
+
+
+def _top_sigma(run, name, index):
+    return run.deltas(name).spectrum({index: 1.0}).sigma
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"use_rslora": True, "r": 4, "alpha": 8},
+        {"rank_pattern": {"q_proj": 2}, "alpha_pattern": {"down_proj": 3}, "r": 4, "alpha": 8},
+    ],
+    ids=["rslora", "patterns"],
+)
+def test_scaling_variants_match_peft_merge(tmp_path, base_model, kwargs):
+    make_lora_run(tmp_path / "run", base_model, [10, 20], **kwargs)
+    run = load_run(tmp_path / "run")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model), tmp_path / "run" / "checkpoint-20")
+    merged = merged.merge_and_unload().state_dict()
+    base = AutoModelForCausalLM.from_pretrained(base_model).state_dict()
+    for name in ("model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj", "model.layers.0.mlp.up_proj"):
+        dense = (merged[f"{name}.weight"] - base[f"{name}.weight"]).double()
+        expected = torch.linalg.svdvals(dense)[0].item()
+        assert abs(_top_sigma(run, name, 1) - expected) < 1e-5 * expected
+    if "rank_pattern" in kwargs:
+        assert run.modules["model.layers.0.self_attn.q_proj"].rank == 2
+        assert run.modules["model.layers.0.mlp.down_proj"].scaling == 3 / 4
+    else:
+        assert run.modules["model.layers.0.mlp.up_proj"].scaling == 8 / math.sqrt(4)
+
+
+def test_fan_in_fan_out_gpt2(tmp_path):
+    base = save_gpt2_base(tmp_path / "gpt2")
+    save_lora_checkpoints(base, {10: tmp_path / "run" / "checkpoint-10", 20: tmp_path / "run" / "checkpoint-20"},
+                          targets=["c_attn"], fan_in_fan_out=True)
+    run = load_run(tmp_path / "run", base=base)
+    name = "transformer.h.0.attn.c_attn"
+    assert run.modules[name].shape == (32, 96)  # Conv1D stores (in, out)
+    stack = run.deltas(name)
+    expected = load_lora_delta(tmp_path / "run" / "checkpoint-20", name).T
+    assert torch.allclose(stack.delta(1), expected, atol=1e-10)
+
+
+def test_bf16_adapters(tmp_path, base_model):
+    make_lora_run(tmp_path / "run", base_model, [10, 20], dtype=torch.bfloat16)
+    run = load_run(tmp_path / "run")
+    name = "model.layers.0.self_attn.o_proj"
+    expected = torch.linalg.svdvals(load_lora_delta(tmp_path / "run" / "checkpoint-20", name))[0].item()
+    assert abs(_top_sigma(run, name, 1) - expected) < 1e-10 * expected
+
+
+def test_full_weight_run_counts_only_changed_matrices(tmp_path, base_model):
+    make_full_run(tmp_path / "run", base_model, [10, 20, 30])
+    run = load_run(tmp_path / "run", base=base_model)
+    assert run.kind == "full"
+    assert sorted(run.modules) == [
+        "model.layers.0.mlp.down_proj", "model.layers.0.self_attn.q_proj",
+        "model.layers.1.mlp.down_proj", "model.layers.1.self_attn.q_proj",
+    ]
+    assert "model.layers.0.input_layernorm.weight" in run.untrained_keys  # 1-D: carried, not decomposed
+    stack = run.deltas("model.layers.0.self_attn.q_proj")
+    from safetensors.torch import load_file
+
+    dense = (load_file(tmp_path / "run/checkpoint-30/model.safetensors")["model.layers.0.self_attn.q_proj.weight"]
+             - load_file(base_model / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"]).double()
+    expected = torch.linalg.svdvals(dense)[0].item()
+    assert abs(stack.spectrum({2: 1.0}).sigma - expected) < 1e-4 * expected
+
+
+def test_sharded_full_checkpoints(tmp_path, base_model):
+    from huggingface_hub import save_torch_state_dict
+    from safetensors.torch import load_file
+
+    make_full_run(tmp_path / "run", base_model, [10, 20])
+    for step in (10, 20):
+        d = tmp_path / "run" / f"checkpoint-{step}"
+        state = load_file(d / "model.safetensors")
+        (d / "model.safetensors").unlink()
+        save_torch_state_dict(state, d, max_shard_size="20KB")
+        assert (d / "model.safetensors.index.json").exists()
+    run = load_run(tmp_path / "run", base=base_model)
+    assert len(run.modules) == 4
