@@ -140,3 +140,30 @@ def load_lora_delta(adapter_dir: Path, module: str) -> torch.Tensor:
     alpha = config["alpha_pattern"].get(module.rsplit(".", 1)[-1], config["lora_alpha"])
     scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
     return scale * B @ A
+
+
+def rank1_dynamics(sigma: Callable[[int], float], omega: float = 0.0, scale: float = 2.0) -> Callable:
+    """LoRA factors whose update is exactly s·B·A = σ(t)·u(t)·vᵀ, u(t) = cos(ωt)·a + sin(ωt)·b
+    (orthonormal a, b and unit v drawn per module): known rank-1 dynamics for predictor tests."""
+
+    def dynamics(step: int, name: str, factor: str, shape: tuple[int, int]) -> torch.Tensor:
+        g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+        if factor == "A":
+            rows = torch.randn(shape, generator=g) / math.sqrt(shape[1])
+            v = rows[0] / rows[0].norm()
+            return torch.cat([v.unsqueeze(0), rows[1:]])
+        basis, _ = torch.linalg.qr(torch.randn(shape[0], 2, generator=g))
+        u = math.cos(omega * step) * basis[:, 0] + math.sin(omega * step) * basis[:, 1]
+        B = torch.zeros(shape)
+        B[:, 0] = sigma(step) / scale * u
+        return B
+
+    return dynamics
+
+
+KNOWN_DYNAMICS = {
+    "linear": rank1_dynamics(lambda t: 0.05 * t),
+    "accelerating": rank1_dynamics(lambda t: 5e-4 * t * t),
+    "saturating": rank1_dynamics(lambda t: 5.0 * (1 - math.exp(-t / 100))),
+    "rotating": rank1_dynamics(lambda t: 0.05 * t, omega=0.01),
+}

@@ -157,3 +157,67 @@ def test_unexpected_errors_exit_3_without_traceback(cli_runner, trl_run, monkeyp
     assert result.exit_code == 3 and "--debug" in result.stderr and "Traceback" not in result.stderr
     result = cli_runner.invoke(cli, ["--debug", "inspect", str(trl_run)])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+# -- fit / extrapolate / backtest ------------------------------------------------------------------
+
+def test_predictor_from_another_run(cli_runner, trl_run, tmp_path, base_model):
+    make_lora_run(tmp_path / "other", base_model, [10, 20, 30], targets=["q_proj"])
+    pred = tmp_path / "pred"
+    assert cli_runner.invoke(cli, ["fit", str(tmp_path / "other"), "-o", str(pred), "--method", "linear"]).exit_code == 0
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--predictor", pred, "--coef", "1"],
+          "fitted on a run without module", "nextx fit")
+    assert not (tmp_path / "out").exists()
+
+
+def test_predictor_with_other_shapes(cli_runner, trl_run, tmp_path):
+    pred = tmp_path / "pred"
+    assert cli_runner.invoke(cli, ["fit", str(trl_run), "-o", str(pred), "--method", "stay"]).exit_code == 0
+    meta = json.loads((pred / "predictor.json").read_text())
+    meta["fit_info"]["modules"]["model.layers.0.self_attn.q_proj"] = [64, 64]
+    (pred / "predictor.json").write_text(json.dumps(meta))
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--predictor", pred, "--coef", "1"],
+          "is [32, 32] in this run but [64, 64]")
+
+
+def test_not_a_predictor(cli_runner, trl_run, tmp_path):
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--predictor", tmp_path, "--coef", "1"],
+          "not a nextx predictor")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--coef", "-1"], "out of range"),
+    (["--coef", "nan"], "out of range"),
+    (["--to-step", "50"], "before the last checkpoint"),
+])
+def test_coefficient_out_of_range(cli_runner, trl_run, tmp_path, args, message):
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "linear", *args], message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_checkpoints_for_the_horizon(cli_runner, trl_run, tmp_path):
+    fails(cli_runner, ["fit", trl_run, "-o", tmp_path / "p", "--horizon", "8"], "needs at least 9 checkpoints",
+          "has 8", "--horizon")
+    fails(cli_runner, ["backtest", trl_run, "--holdout", "3", "--horizon", "5"], "needs at least 9 checkpoints")
+    fails(cli_runner, ["backtest", "--checkpoint", f"10={trl_run / 'checkpoint-10'}", "--methods", "linear",
+                       "--holdout", "1"], "needs at least 3 checkpoints")
+
+
+def test_output_exists(cli_runner, trl_run, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "stay", "--coef", "1"],
+          "output already exists", "--force")
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_merged_needs_a_base(cli_runner, trl_run, tmp_path):
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "stay", "--coef", "1",
+                       "--format", "merged"], "merged output needs the base model", "--base")
+    assert not (tmp_path / "out").exists()
+
+
+def test_coef_and_to_step_are_exclusive(cli_runner, trl_run, tmp_path):
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(tmp_path / "o"), "--coef", "1",
+                                     "--to-step", "100"])
+    assert result.exit_code == 2 and "exactly one of" in result.stderr
