@@ -48,3 +48,24 @@ def plot_backtest(report: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_demo(report: dict, path: str | Path) -> Path:
+    """Held-out accuracy vs step for vanilla and NExt runs, the jump(s) marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, curve in report["accuracy"].items():
+        steps = [int(s) for s in curve]
+        ax.plot(steps, [100 * v for v in curve.values()], marker="o", markersize=3, label=name)
+    for jump in report["jumps"]:
+        ax.axvline(jump["step"], color="gray", linestyle="--")
+        ax.annotate(f"NExt jump (α={jump['coef']:.2g})", (jump["step"], ax.get_ylim()[0]), rotation=90, fontsize=8,
+                    va="bottom", ha="right")
+    ax.axhline(100 * report["target_accuracy"], color="gray", linewidth=0.8)
+    ax.set(xlabel="GRPO step", ylabel="held-out greedy accuracy (%)", title=report.get("verdict", ""))
+    ax.title.set_fontsize(9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -28,6 +28,14 @@ def trl_run(tmp_path_factory, base_model) -> Path:
     return make_lora_run(tmp_path_factory.mktemp("trl") / "run", base_model, STEPS)
 
 
+@pytest.fixture(scope="session")
+def nextx_cache(tmp_path_factory) -> Path:
+    """A fresh NEXTX_CACHE for the session (the tiny model is built there, never in ~/.cache)."""
+    path = tmp_path_factory.mktemp("nextx-cache")
+    os.environ["NEXTX_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture
 def cli_runner():
     from click.testing import CliRunner

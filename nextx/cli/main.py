@@ -58,8 +58,9 @@ def _register() -> None:
     from nextx.cli.extrapolate import extrapolate_cmd
     from nextx.cli.fit import backtest_cmd, fit_cmd
     from nextx.cli.inspect import inspect
+    from nextx.cli.train import demo_cmd, eval_cmd, train_cmd
 
-    for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd):
+    for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd, train_cmd, eval_cmd, demo_cmd):
         cli.add_command(command)
 
 

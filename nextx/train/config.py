@@ -1,0 +1,66 @@
+"""`GRPORunConfig`: every knob of `nextx train`, validated with a reason and a fix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from nextx.errors import NextxError
+
+
+@dataclass
+class GRPORunConfig:
+    """A GRPO + LoRA run. Defaults are the embedded demo's (tiny model, CPU): see README for why."""
+
+    output_dir: str
+    model: str | None = None  # local path or Hub id; None = the embedded tiny model for `task`
+    task: str | None = "addition"  # built-in task, or None with `dataset`
+    dataset: str | None = None  # local path (json/jsonl/csv/parquet) or Hub id
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    verifier: str = "exact"  # exact | math (math-verify)
+    steps: int = 300
+    save_every: int = 20
+    learning_rate: float = 3e-4  # smooth, predictable LoRA trajectory on the tiny model (2e-3 is noise-dominated)
+    prompts_per_step: int = 16
+    num_generations: int = 8
+    max_completion_length: int = 4
+    temperature: float = 1.0
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    lora_r: int = 8
+    lora_alpha: float = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                             "up_proj", "down_proj"])
+    seed: int = 0
+    init_adapter: str | None = None
+    # NExt in the loop
+    next_at: int | None = None
+    next_every: int | None = None
+    next_method: str = "next"
+    next_coef: float | str = 1.0
+    next_horizon: int = 3
+    next_lr: float | None = None  # NExt predictor lr; None = paper's 2e-5 (see README for tiny models)
+
+    def __post_init__(self):
+        if self.task is None and self.dataset is None:
+            raise NextxError("give a built-in --task or a --dataset")
+        if self.num_generations < 2:
+            raise NextxError(f"--num-generations {self.num_generations} gives GRPO no group to compare",
+                             hint="Use at least 2 (8 is typical).")
+        if self.save_every < 1 or self.steps < 1:
+            raise NextxError("--steps and --save-every must be positive")
+        if self.next_at is not None:
+            if self.next_at % self.save_every:
+                raise NextxError(f"--next-at {self.next_at} is not a multiple of --save-every {self.save_every}",
+                                 hint="NExt jumps right after a checkpoint is saved.")
+            if self.next_at // self.save_every < self.next_horizon + 1 and self.next_method == "next":
+                raise NextxError(
+                    f"--next-at {self.next_at} leaves {self.next_at // self.save_every} checkpoints, NExt with "
+                    f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
+                    hint="Jump later, save more often, or lower the horizon.",
+                )
+        if self.verifier not in ("exact", "math"):
+            raise NextxError(f"unknown verifier {self.verifier!r}", hint="Choose exact or math.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,143 @@
+"""`train`: the reference GRPO trainer (TRL GRPOTrainer + PEFT LoRA), with NExt in the loop.
+
+Checkpoints land in ``output_dir/checkpoint-N`` (TRL layout, adapter only: no optimizer state), so
+every other nextx command reads the run. On a GPU it uses bf16, and vLLM when installed; on a CPU,
+fp32. Multi-GPU: ``accelerate launch -m nextx.cli.main train ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from nextx.errors import NextxError
+from nextx.train.config import GRPORunConfig
+from nextx.train.tasks import Task, get_task
+
+
+def quiet_transformers() -> None:
+    """No per-load progress bars or advisory warnings from transformers / datasets in nextx's output."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)(\.|$)")
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+def _reward_function(task: Task | None, verifier: str):
+    """TRL reward: one float per completion, exact match (or math-verify equivalence)."""
+    if verifier == "math":
+        from math_verify import parse, verify
+
+        def math_reward(completions, answer, **_):
+            return [1.0 if verify(parse(a), parse(c)) else 0.0 for c, a in zip(completions, answer, strict=True)]
+
+        return math_reward
+
+    def exact_match(completions, answer, **_):
+        return [Task.score(c, a) for c, a in zip(completions, answer, strict=True)]
+
+    return exact_match
+
+
+def _dataset(config: GRPORunConfig, task: Task | None):
+    from datasets import Dataset, load_dataset
+
+    if task is not None:
+        examples = task.train_examples(config.steps * config.prompts_per_step, seed=config.seed)
+        return Dataset.from_dict({"prompt": [e.prompt for e in examples], "answer": [e.answer for e in examples]})
+    path = Path(config.dataset)
+    if path.exists():
+        kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(path.suffix)
+        if kind is None:
+            raise NextxError("unsupported dataset file type", path=path, hint="Use .jsonl, .json, .csv or .parquet.")
+        data = load_dataset(kind, data_files=str(path), split="train")
+    else:
+        data = load_dataset(config.dataset, split="train")
+    for column in (config.prompt_column, config.answer_column):
+        if column not in data.column_names:
+            raise NextxError(f"dataset has no column {column!r} (columns: {', '.join(data.column_names)})",
+                             path=config.dataset, hint="Pass --prompt-column / --answer-column.")
+    return data.select_columns([config.prompt_column, config.answer_column]).rename_columns(
+        {config.prompt_column: "prompt", config.answer_column: "answer"})
+
+
+def load_policy(config: GRPORunConfig, model_path: str):
+    """The model to train: base + new LoRA (peft_config) or base + ``init_adapter`` (trainable)."""
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    if config.init_adapter:
+        return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True), None
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_targets,
+                      lora_dropout=0.0, task_type="CAUSAL_LM")
+    return model, lora
+
+
+def grpo_args(config: GRPORunConfig):
+    from trl import GRPOConfig
+
+    cuda = torch.cuda.is_available()
+    try:
+        import vllm  # noqa: F401
+
+        use_vllm = cuda
+    except ImportError:
+        use_vllm = False
+    return GRPOConfig(
+        output_dir=config.output_dir, max_steps=config.steps, save_strategy="steps", save_steps=config.save_every,
+        save_only_model=True, learning_rate=config.learning_rate, lr_scheduler_type="constant", warmup_steps=0,
+        per_device_train_batch_size=config.prompts_per_step * config.num_generations, gradient_accumulation_steps=1,
+        num_generations=config.num_generations, max_completion_length=config.max_completion_length,
+        temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, seed=config.seed,
+        use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False, use_vllm=use_vllm, logging_steps=10,
+        report_to="none", disable_tqdm=True, save_total_limit=None, dataloader_num_workers=0,
+    )
+
+
+def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print) -> Path:
+    """Run GRPO; return the run directory. With ``config.next_at``, NExt jumps in the loop."""
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
+    quiet_transformers()
+    task = get_task(config.task) if config.task else None
+    model_path = config.model
+    if model_path is None:
+        from nextx.train.tiny_model import tiny_model_path
+
+        model_path = str(tiny_model_path(config.task, log=log))
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model, lora = load_policy(config, model_path)
+    callbacks = list(callbacks or [])
+    if config.next_at is not None:
+        from nextx.train.callback import NExtCallback
+
+        hparams = {"lr": config.next_lr} if config.next_lr else {}
+        callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_coef,
+                                      config.next_horizon, hparams, log=log))
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=_reward_function(task, config.verifier), args=grpo_args(config),
+        train_dataset=_dataset(config, task), processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
+    )
+    start = time.perf_counter()
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # nextx logs one clean line per checkpoint instead
+    trainer.train()
+    out = Path(config.output_dir)
+    record = {"config": config.to_dict(), "model_path": model_path, "train_seconds": time.perf_counter() - start,
+              "jumps": [j for c in callbacks for j in getattr(c, "jumps", [])]}
+    (out / "nextx-train.json").write_text(json.dumps(record, indent=2))
+    return out

@@ -1,0 +1,55 @@
+"""Evaluate checkpoints: an adapter dir, merged weights, or every checkpoint of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nextx.errors import NextxError
+from nextx.io.adapter import ADAPTER_CONFIG
+from nextx.io.tensors import has_full_weights
+from nextx.train.evaluate import EvalResult, evaluate
+from nextx.train.tasks import Task
+
+
+def load_for_eval(path: str | Path, base: str | Path | None = None):
+    """(model, tokenizer) for an adapter dir (on ``base`` or its base_model_name_or_path) or a full model dir."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from nextx.train.grpo import quiet_transformers
+
+    quiet_transformers()
+    path = Path(path)
+    if (path / ADAPTER_CONFIG).exists():
+        from peft import PeftModel
+
+        base = base or json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        if not base or not Path(base).exists():
+            raise NextxError("cannot find the adapter's base model", path=path, hint="Pass --base PATH.")
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), path)
+        tokenizer_dir = path if (path / "tokenizer_config.json").exists() else base
+    elif has_full_weights(path):
+        model = AutoModelForCausalLM.from_pretrained(path)
+        tokenizer_dir = path if (path / "tokenizer_config.json").exists() else base
+    else:
+        raise NextxError("neither an adapter nor a model directory", path=path)
+    if tokenizer_dir is None:
+        raise NextxError("no tokenizer beside the weights", path=path, hint="Pass --base with the tokenizer.")
+    return model, AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+def evaluate_path(path: str | Path, task: Task, base: str | Path | None = None) -> EvalResult:
+    model, tokenizer = load_for_eval(path, base)
+    return evaluate(model, tokenizer, task)
+
+
+def evaluate_run(run_dir: str | Path, task: Task, base: str | Path) -> dict[int, float]:
+    """Held-out accuracy of every checkpoint-N of a run (step → accuracy), plus step 0 = the base."""
+    from nextx.io.discover import discover_checkpoints
+
+    _, checkpoints = discover_checkpoints(Path(run_dir), "trl")
+    accuracy = {0: evaluate_path(base, task).accuracy}
+    for checkpoint in checkpoints:
+        accuracy[checkpoint.step] = evaluate_path(checkpoint.path, task, base).accuracy
+    return accuracy

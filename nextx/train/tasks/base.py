@@ -1,0 +1,60 @@
+"""A verifiable task: prompts with exact answers, fixed train/eval splits, an exact-match reward."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+EVAL_SEED = 1_000_003
+EVAL_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    answer: str
+
+
+class Task(ABC):
+    """One verifiable task. Subclasses draw examples; splits and the reward are shared."""
+
+    name: str
+    description: str
+    alphabet: str  # every character prompts and answers may use
+    max_answer_chars: int
+
+    @abstractmethod
+    def draw(self, rng: random.Random) -> Example:
+        """One random example."""
+
+    def eval_split(self, size: int = EVAL_SIZE) -> list[Example]:
+        """The fixed held-out split: distinct prompts from a reserved seed (never in training)."""
+        return self._distinct(random.Random(EVAL_SEED), size, exclude=set())
+
+    def train_examples(self, size: int, seed: int) -> list[Example]:
+        """Training examples drawn from ``seed``, excluding every held-out prompt."""
+        held = {e.prompt for e in self.eval_split()}
+        rng = random.Random(seed)
+        out = []
+        while len(out) < size:
+            example = self.draw(rng)
+            if example.prompt not in held:
+                out.append(example)
+        return out
+
+    def _distinct(self, rng: random.Random, size: int, exclude: set[str]) -> list[Example]:
+        seen, out = set(exclude), []
+        for _ in range(100 * size):
+            example = self.draw(rng)
+            if example.prompt not in seen:
+                seen.add(example.prompt)
+                out.append(example)
+                if len(out) == size:
+                    return out
+        raise ValueError(f"task {self.name} has fewer than {size} distinct prompts")
+
+    @staticmethod
+    def score(completion: str, answer: str) -> float:
+        """Exact match of the completion (up to surrounding whitespace) with the answer: 1.0 or 0.0."""
+        return 1.0 if completion.strip() == answer else 0.0
