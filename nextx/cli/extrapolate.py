@@ -43,9 +43,11 @@ def _coef(value: str) -> float | str:
               help="Held-out checkpoints for --coef auto / --method auto.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--push-to-hub", "push_repo", default=None, metavar="OWNER/REPO", help="Also upload the output.")
+@click.option("--private", is_flag=True, help="Create the --push-to-hub repo as private.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (paths, α, method) on stdout.")
 def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, rank, shard_size, dtype, horizon,
-                    holdout, seed, force, as_json):
+                    holdout, seed, force, push_repo, private, as_json):
     """Extrapolate RUN's last checkpoint and write weights a trainer resumes from.
 
     \b
@@ -86,8 +88,14 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
         paths = result.save(out, fmt=fmt, rank=rank, base=None, shard_size=shard_size, dtype=dtype, force=force)
     main_path = paths.get("adapter") if fmt == "adapter" else paths.get("merged") if fmt == "merged" else out
     console.print(f"{method}, α = {result.coef:.4g} (≈ step {result.target_step:.0f}) → {main_path}")
+    hub_url = None
+    if push_repo:
+        from nextx.io.hub import push
+
+        hub_url = push(out, push_repo, private=private)
+        console.print(f"uploaded to {hub_url}")
     if as_json:
         emit_json({"output": str(main_path), **{k: str(v) for k, v in paths.items()}, "method": method,
-                   "coef": result.coef, "target_step": result.target_step, "steps": run.steps})
+                   "coef": result.coef, "target_step": result.target_step, "steps": run.steps, "hub_url": hub_url})
         return
     click.echo(str(main_path))

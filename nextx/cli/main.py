@@ -57,10 +57,11 @@ def cli(debug: bool) -> None:
 def _register() -> None:
     from nextx.cli.extrapolate import extrapolate_cmd
     from nextx.cli.fit import backtest_cmd, fit_cmd
+    from nextx.cli.hub import pull_cmd
     from nextx.cli.inspect import inspect
     from nextx.cli.train import demo_cmd, eval_cmd, train_cmd
 
-    for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd, train_cmd, eval_cmd, demo_cmd):
+    for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd, pull_cmd, train_cmd, eval_cmd, demo_cmd):
         cli.add_command(command)
 
 

@@ -21,6 +21,7 @@ from nextx.io.discover import (
     explicit_checkpoints,
     lora_settings_for,
 )
+from nextx.io.hub import is_hub_url, resolve_hub_run
 from nextx.io.tensors import ShardedSafetensors, has_full_weights, open_tensor_file
 from nextx.lowrank import DenseStack, FactorStack
 
@@ -104,7 +105,14 @@ def load_run(
     checkpoints: Mapping[int, str | Path] | list[tuple[int, str | Path]] | None = None,
     allow_pickle: bool = False,
 ) -> Run:
-    """Discover the checkpoints of a run (directory, or explicit step → path pairs) and its modules."""
+    """Discover the checkpoints of a run and its modules. ``source``: a directory, or
+    ``hf://OWNER/REPO[@REVISION][/SUBDIR]``; or explicit (step, path) pairs in ``checkpoints``."""
+    if is_hub_url(source) and not checkpoints:
+        root, per_step, _ = resolve_hub_run(str(source))
+        if per_step:
+            found = explicit_checkpoints(list(per_step.items()))
+            return _load(str(source), "hub", found, base, lora_alpha, allow_pickle)
+        source = root
     if checkpoints:
         pairs = list(checkpoints.items()) if isinstance(checkpoints, Mapping) else list(checkpoints)
         found = explicit_checkpoints(pairs)
@@ -113,12 +121,16 @@ def load_run(
         if source is None:
             raise RunLayoutError("no run given", hint="Pass a run directory or --checkpoint STEP=PATH.")
         layout, found = discover_checkpoints(Path(source), layout)
+    return _load(str(source), layout, found, base, lora_alpha, allow_pickle)
+
+
+def _load(source: str, layout: str, found: list[Checkpoint], base, lora_alpha, allow_pickle) -> Run:
     base_path = Path(base) if base else None
     if base_path is not None and not has_full_weights(base_path):
         raise RunLayoutError("base has no model.safetensors or model.safetensors.index.json", path=base_path)
     if found[0].kind == "lora":
-        return _load_lora_run(str(source), layout, found, base_path, lora_alpha, allow_pickle)
-    return _load_full_run(str(source), layout, found, base_path)
+        return _load_lora_run(source, layout, found, base_path, lora_alpha, allow_pickle)
+    return _load_full_run(source, layout, found, base_path)
 
 
 def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run:

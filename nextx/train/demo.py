@@ -41,8 +41,8 @@ def first_reaching(curve: dict[int, float], target: float) -> int | None:
     return next((step for step, acc in sorted(curve.items()) if acc >= target - 1e-12), None)
 
 
-def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print) -> dict:
-    """Both runs, their curves and the comparison; writes out/report.json (and accuracy.png)."""
+def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: tuple[str, ...] = ("next",)) -> dict:
+    """Vanilla and one jumped run per method; curves and the comparison; out/report.json + accuracy.png."""
     task = get_task(config.task)
     base = tiny_model_path(config.task, log=log)
     grpo = GRPORunConfig(output_dir=str(out / "vanilla"), task=config.task, steps=config.steps,
@@ -50,34 +50,32 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print) -> dict:
     log(f"vanilla GRPO: {config.steps} steps on {config.task} (checkpoint every {config.save_every})")
     start = time.perf_counter()
     train(grpo, log=log)
-    vanilla_seconds = time.perf_counter() - start
-    log(f"GRPO with a NExt jump at step {config.next_at} ({config.next_method}, α = {config.next_coef})")
-    nexted = replace(grpo, output_dir=str(out / "next"), next_at=config.next_at, next_method=config.next_method,
-                     next_coef=config.next_coef, next_horizon=config.next_horizon, next_lr=config.next_lr)
-    start = time.perf_counter()
-    train(nexted, log=log)
-    next_seconds = time.perf_counter() - start
+    train_seconds = {"vanilla": time.perf_counter() - start}
+    for method in methods:
+        log(f"GRPO with a {method} jump at step {config.next_at} (α = {config.next_coef})")
+        jumped = replace(grpo, output_dir=str(out / method), next_at=config.next_at, next_method=method,
+                         next_coef=config.next_coef, next_horizon=config.next_horizon, next_lr=config.next_lr)
+        start = time.perf_counter()
+        train(jumped, log=log)
+        train_seconds[method] = time.perf_counter() - start
     log("evaluating every checkpoint on the 500 held-out prompts")
-    curves = {"vanilla": evaluate_run(out / "vanilla", task, base), "next": evaluate_run(out / "next", task, base)}
+    curves = {name: evaluate_run(out / name, task, base) for name in ("vanilla", *methods)}
     target = curves["vanilla"][max(curves["vanilla"])]
     reach = {name: first_reaching(curve, target) for name, curve in curves.items()}
-    jumps = json.loads((out / "next" / "nextx-train.json").read_text())["jumps"]
-    jump_seconds = sum(j["seconds"] for j in jumps)
-    per_step = {"vanilla": vanilla_seconds / config.steps, "next": (next_seconds - jump_seconds) / config.steps}
-    seconds = {name: (reach[name] * per_step[name] if reach[name] is not None else None) for name in reach}
-    if seconds["next"] is not None:  # the fit + extrapolation overhead of every jump made before the target
-        seconds["next"] += sum(j["seconds"] for j in jumps if j["step"] <= reach["next"])
-    saved = None
-    if reach["next"] is not None and reach["vanilla"]:
-        saved = 100.0 * (reach["vanilla"] - reach["next"]) / reach["vanilla"]
+    jumps = {m: json.loads((out / m / "nextx-train.json").read_text())["jumps"] for m in methods}
+    seconds = {name: _seconds_to(reach[name], train_seconds[name], config.steps, jumps.get(name, []))
+               for name in curves}
+    saved = {m: _saved(reach["vanilla"], reach[m]) for m in methods}
+    headline = methods[0]
     report = {
         "config": asdict(config), "base_model": str(base), "target_accuracy": target,
         "accuracy": {name: {str(k): v for k, v in sorted(c.items())} for name, c in curves.items()},
-        "steps_to_target": reach, "steps_saved_pct": saved,
-        "wall_clock_to_target_s": seconds, "wall_clock_saved_s": (seconds["vanilla"] - seconds["next"])
-        if None not in seconds.values() else None,
-        "train_seconds": {"vanilla": vanilla_seconds, "next": next_seconds}, "jumps": jumps,
-        "verdict": _verdict(saved, reach),
+        "steps_to_target": reach, "steps_saved_pct": saved[headline], "steps_saved_pct_by_method": saved,
+        "wall_clock_to_target_s": seconds,
+        "wall_clock_saved_s": None if None in (seconds["vanilla"], seconds[headline])
+        else seconds["vanilla"] - seconds[headline],
+        "train_seconds": train_seconds, "jumps": jumps[headline], "jumps_by_method": jumps,
+        "verdict": _verdict(saved[headline], reach[headline]),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
     try:
@@ -89,8 +87,24 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print) -> dict:
     return report
 
 
-def _verdict(saved: float | None, reach: dict) -> str:
-    if reach["next"] is None:
+def _seconds_to(step: int | None, total_seconds: float, steps: int, jumps: list[dict]) -> float | None:
+    """Wall-clock to reach ``step``: training time per step × step, plus every jump made by then."""
+    if step is None:
+        return None
+    jump_seconds = sum(j["seconds"] for j in jumps)
+    per_step = (total_seconds - jump_seconds) / steps
+    return step * per_step + sum(j["seconds"] for j in jumps if j["step"] <= step)
+
+
+def _saved(vanilla: int | None, other: int | None) -> float | None:
+    """% fewer steps than vanilla to the target (None if either never reaches it)."""
+    if other is None or not vanilla:
+        return None
+    return 100.0 * (vanilla - other) / vanilla
+
+
+def _verdict(saved: float | None, reached: int | None) -> str:
+    if reached is None:
         return "NExt did not reach the vanilla run's final accuracy within the step budget: no steps saved."
     if saved <= 0:
         return f"NExt saved no steps on this run ({saved:.0f}%)."

@@ -1,0 +1,223 @@
+"""Runs on the Hugging Face Hub: resolve ``hf://OWNER/REPO[@REVISION][/SUBDIR]``, pull, push.
+
+Layouts a run takes on the Hub (``layout=``):
+
+- ``folders``   checkpoint-N/ (or any nextx layout) subfolders of one commit (TRL all_checkpoints)
+- ``branches``  one branch per step: ``step_N`` (as RELEX publishes)
+- ``commits``   one commit per save: "Training in progress, step N" (TRL every_save)
+- ``repos``     one repo per step: ``repo_template`` with ``{step}``, for the given ``steps``
+
+Only what nextx reads is downloaded (adapter/model safetensors, configs, trainer_state.json,
+index files) — never optimizer states or pickles. Downloads go through huggingface_hub's cache, so a
+second run downloads nothing and ``HF_HUB_OFFLINE=1`` works from a warm cache. HF_ENDPOINT,
+HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_TOKEN are read when a call is made. The token is never
+printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nextx.errors import HubError, RunLayoutError
+
+HF_PREFIX = "hf://"
+ALLOW_PATTERNS = [
+    "*adapter_model.safetensors", "*adapter_config.json", "*trainer_state.json", "*lora_train_meta.json",
+    "*model*.safetensors", "*model.safetensors.index.json", "*config.json", "*generation_config.json",
+    "*tokenizer.json", "*tokenizer_config.json", "*special_tokens_map.json", "*tokenizer.model", "*vocab.json",
+    "*merges.txt", "*chat_template.jinja",
+]
+COMMIT_TITLE = re.compile(r"Training in progress,? (?:step|epoch) (\d+)", re.IGNORECASE)
+STEP_BRANCH = re.compile(r"^(?:step[_-]?|checkpoint-)(\d+)$")
+HUB_LAYOUTS = ("auto", "folders", "branches", "commits", "repos")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo: str
+    revision: str | None = None
+    subdir: str | None = None
+
+
+def is_hub_url(source: str | os.PathLike | None) -> bool:
+    return isinstance(source, str) and source.startswith(HF_PREFIX)
+
+
+def parse_hub_url(url: str) -> HubSource:
+    """hf://owner/repo[@revision][/sub/dir] → HubSource."""
+    match = re.fullmatch(r"hf://([^/@]+/[^/@]+)(?:@([^/]+))?(?:/(.+))?", url.rstrip("/"))
+    if not match:
+        raise RunLayoutError(f"{url!r} is not hf://OWNER/REPO[@REVISION][/SUBDIR]")
+    return HubSource(match[1], match[2], match[3])
+
+
+def _settings() -> dict:
+    """Client settings read now (not at import): endpoint, cache dir, token, offline."""
+    home = os.environ.get("HF_HOME")
+    cache = os.environ.get("HF_HUB_CACHE") or (str(Path(home) / "hub") if home else None)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    return {"endpoint": os.environ.get("HF_ENDPOINT") or None, "cache_dir": cache,
+            "token": os.environ.get("HF_TOKEN") or None, "offline": offline}
+
+
+@contextlib.contextmanager
+def hub_errors(repo: str, revision: str | None = None) -> Iterator[None]:
+    """Turn huggingface_hub / network errors into one-line HubErrors."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        yield
+    except GatedRepoError:
+        raise HubError(f"access to {repo} is restricted (gated or private)",
+                       hint="Accept its conditions on the Hub and set HF_TOKEN.") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"repository {repo} not found (or private)",
+                       hint="Check the name; for a private repo set HF_TOKEN.") from None
+    except RevisionNotFoundError:
+        raise HubError(f"revision {revision!r} not found in {repo}", hint="List branches with: git ls-remote.") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise HubError(f"{repo} is not in the local cache and the Hub cannot be reached (offline)",
+                       hint="Run once with network access (HF_HUB_OFFLINE unset) to fill the cache.") from None
+    except HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise HubError(f"not authorised to read {repo} (HTTP {status})", hint="Set HF_TOKEN to a token with access.") from None
+        raise HubError(f"the Hub answered HTTP {status} for {repo}", hint="Re-run: completed files are kept.") from None
+    except OSError as err:  # connection failures from the HTTP layer
+        raise HubError(f"cannot reach the Hub for {repo}: {type(err).__name__}",
+                       hint="Check the network or HF_ENDPOINT; re-run to resume.") from None
+
+
+def _api():
+    from huggingface_hub import HfApi
+
+    s = _settings()
+    return HfApi(endpoint=s["endpoint"], token=s["token"])
+
+
+def snapshot(repo: str, revision: str | None = None, *, allow_patterns: list[str] | None = None) -> Path:
+    """Local path of the cached snapshot of ``repo`` at ``revision`` (only nextx's files)."""
+    from huggingface_hub import snapshot_download
+
+    s = _settings()
+    with hub_errors(repo, revision):
+        path = snapshot_download(
+            repo, revision=revision, allow_patterns=allow_patterns or ALLOW_PATTERNS, cache_dir=s["cache_dir"],
+            endpoint=s["endpoint"], token=s["token"], local_files_only=s["offline"],
+        )
+    return Path(path)
+
+
+def _branch_steps(repo: str) -> dict[int, str]:
+    with hub_errors(repo):
+        refs = _api().list_repo_refs(repo)
+    return {int(m[1]): b.name for b in refs.branches if (m := STEP_BRANCH.match(b.name))}
+
+
+def _commit_steps(repo: str, revision: str | None) -> dict[int, str]:
+    with hub_errors(repo, revision):
+        commits = _api().list_repo_commits(repo, revision=revision or "main")
+    steps: dict[int, str] = {}
+    for commit in commits:  # newest first: keep the newest commit of a step
+        if (m := COMMIT_TITLE.search(commit.title or "")) and int(m[1]) not in steps:
+            steps[int(m[1])] = commit.commit_id
+    return steps
+
+
+def parse_steps(spec: str) -> list[int]:
+    """'10:150:10' → [10, 20, …, 150]; '10,20,40' → [10, 20, 40]."""
+    if ":" in spec:
+        start, stop, step = (int(x) for x in spec.split(":"))
+        return list(range(start, stop + 1, step))
+    return [int(x) for x in spec.split(",") if x]
+
+
+def resolve_hub_run(
+    source: str, *, layout: str = "auto", repo_template: str | None = None, steps: list[int] | None = None
+) -> tuple[Path | None, dict[int, Path] | None, dict]:
+    """(run directory, None) for a folder layout, or (None, {step: snapshot dir}) for one
+    snapshot per step; plus a provenance record (repo, revisions)."""
+    if layout not in HUB_LAYOUTS:
+        raise HubError(f"unknown hub layout {layout!r}", hint=f"Choose one of: {', '.join(HUB_LAYOUTS)}.")
+    if layout == "repos" or repo_template:
+        if not repo_template or not steps:
+            raise HubError("one repo per step needs --repo-template 'OWNER/NAME-{step}' and --steps START:STOP:EVERY")
+        snaps = {step: snapshot(repo_template.format(step=step)) for step in steps}
+        return None, snaps, {"repo_template": repo_template, "steps": steps}
+    hub = parse_hub_url(source) if is_hub_url(source) else HubSource(str(source))
+    if layout in ("auto", "folders"):
+        root = snapshot(hub.repo, hub.revision)
+        root = root / hub.subdir if hub.subdir else root
+        if layout == "folders" or _has_run(root):
+            return root, None, {"repo": hub.repo, "revision": hub.revision, "layout": "folders"}
+    if layout in ("auto", "branches") and not _settings()["offline"]:
+        branches = _branch_steps(hub.repo)
+        if branches:
+            snaps = {step: _sub(snapshot(hub.repo, ref), hub.subdir) for step, ref in sorted(branches.items())}
+            return None, snaps, {"repo": hub.repo, "layout": "branches", "revisions": branches}
+    if layout in ("auto", "commits") and not _settings()["offline"]:
+        commits = _commit_steps(hub.repo, hub.revision)
+        if commits:
+            snaps = {step: _sub(snapshot(hub.repo, sha), hub.subdir) for step, sha in sorted(commits.items())}
+            return None, snaps, {"repo": hub.repo, "layout": "commits", "revisions": commits}
+    raise HubError(
+        f"repository {hub.repo} has no checkpoints",
+        hint="Tried checkpoint-N folders, step_N branches and 'Training in progress, step N' commits; "
+        "for one repo per step pass --repo-template and --steps.",
+    )
+
+
+def _sub(path: Path, subdir: str | None) -> Path:
+    return path / subdir if subdir else path
+
+
+def _has_run(root: Path) -> bool:
+    from nextx.io.discover import discover_checkpoints
+
+    try:
+        discover_checkpoints(root)
+    except Exception:  # noqa: BLE001 - "not a run" in any way means: try the other layouts
+        return False
+    return True
+
+
+def pull(repo: str, out: str | Path, *, revision: str | None = None, layout: str = "auto",
+         repo_template: str | None = None, steps: list[int] | None = None, force: bool = False) -> Path:
+    """Download a run and lay it out in ``out`` so every nextx command reads it (TRL layout for
+    per-step snapshots; the repo's own layout for folders). Writes out/nextx-source.json."""
+    from nextx.io.write import atomic_output_dir
+
+    url = repo if is_hub_url(repo) or repo_template else f"{HF_PREFIX}{repo}" + (f"@{revision}" if revision else "")
+    root, per_step, record = resolve_hub_run(url, layout=layout, repo_template=repo_template, steps=steps)
+    with atomic_output_dir(out, force=force) as tmp:
+        if root is not None:
+            shutil.copytree(root, tmp, dirs_exist_ok=True)
+        else:
+            for step, path in per_step.items():
+                shutil.copytree(path, tmp / f"checkpoint-{step}")
+        (tmp / "nextx-source.json").write_text(json.dumps({"source": url, **record}, indent=2))
+    return Path(out)
+
+
+def push(folder: str | Path, repo: str, *, private: bool = False, message: str = "Upload extrapolated weights (nextx)") -> str:
+    """Create ``repo`` if needed and upload ``folder`` (weights, model card, nextx.json); return its URL."""
+    api = _api()
+    with hub_errors(repo):
+        api.create_repo(repo, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message=message)
+    endpoint = _settings()["endpoint"] or "https://huggingface.co"
+    return f"{endpoint.rstrip('/')}/{repo}"
