@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from nextx.errors import PredictorError
-from nextx.fit import fit
 from nextx.io.discover import require_checkpoints
 from nextx.io.run import Run
 from nextx.lowrank import FactoredUpdate, update_inner
@@ -130,9 +129,3 @@ def auto_choice(report: BacktestReport, method: str | None = None) -> tuple[str,
     method = method or report.best
     scale = report.methods[method]["coef_scale"]
     return method, min(max(scale, 0.0), 4.0)
-
-
-def fit_for_run(run: Run, method: str, *, horizon: int, seed: int = 0, **hparams):
-    """Fit ``method`` on the whole run (used after a backtest picked it)."""
-    extra = {"seed": seed} if method == "next" else {}
-    return fit(run, method, horizon=horizon, **{**extra, **hparams})

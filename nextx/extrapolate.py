@@ -53,7 +53,7 @@ class Extrapolation:
         for name, stack in prefetched(self.run, list(self.run.modules)):
             traj = None
             if self.predictor.needs_trajectories:
-                traj = module_trajectory(name, stack, self.run.steps, 0, kinds=("global", "local"))
+                traj = module_trajectory(name, stack, self.run.steps, 0, kinds=("global", "local"), local_last_only=True)
             prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last, traj))
             yield name, stack, prediction.at(self.coef, last)
             if self.progress:
@@ -95,7 +95,7 @@ class Extrapolation:
             tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = B.to(dtype).contiguous()
             ranks[name], scalings[name] = A.shape[0], scaling
         last = len(self.run.steps) - 1
-        for key in self.run.untrained_keys:  # modules_to_save and other extras: as in W_T
+        for key in self.run.passthrough_keys:  # modules_to_save and other extras: as in W_T
             tensors[key] = self.run.checkpoint_tensor(last, key).contiguous()
         save_file(tensors, directory / "adapter_model.safetensors", metadata={"format": "pt"})
         write_json(directory / ADAPTER_CONFIG, _adapter_config(settings, ranks, scalings))
@@ -125,7 +125,7 @@ class Extrapolation:
         pending = {}
         writer = ShardedWriter(directory, max_shard)
         last = len(self.run.steps) - 1
-        carried = set(self.run.untrained_keys) if self.run.kind == "full" else set()
+        carried = set(self.run.passthrough_keys) if self.run.kind == "full" else set()
         for key in weights.keys():
             if key in by_key:
                 name = by_key[key]

@@ -43,6 +43,15 @@ class Spectrum:
         return self.sigma / total if total > 0 else 0.0
 
 
+def core_top(gram_left: torch.Tensor, gram_right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All σᵢ (descending) of ΔW = L·R from G_L = LᵀL and G_R = RRᵀ, and y = Sᵀz so that v₁ ∝ Rᵀy."""
+    evals_l, evecs_l = torch.linalg.eigh(gram_left)
+    root_left = evals_l.clamp_min(0).sqrt().unsqueeze(1) * evecs_l.T  # S, with SᵀS = G_L
+    core = root_left @ gram_right @ root_left.T
+    evals, evecs = torch.linalg.eigh((core + core.T) / 2)
+    return evals.clamp_min(0).flip(0).sqrt(), root_left.T @ evecs[:, -1]
+
+
 def spectrum_from_grams(
     gram_left: torch.Tensor,
     gram_right: torch.Tensor,
@@ -54,18 +63,12 @@ def spectrum_from_grams(
 
     ``apply_left(x) = L·x``, ``apply_right_t(y) = Rᵀ·y``, ``apply_right(v) = R·v``.
     """
-    evals_l, evecs_l = torch.linalg.eigh(gram_left)
-    root_left = evals_l.clamp_min(0).sqrt().unsqueeze(1) * evecs_l.T  # S, with SᵀS = G_L
-    core = root_left @ gram_right @ root_left.T
-    core = (core + core.T) / 2
-    evals, evecs = torch.linalg.eigh(core)
-    singular_values = evals.clamp_min(0).flip(0).sqrt()
-    sigma = float(singular_values[0])
-    if sigma == 0.0:
+    singular_values, y = core_top(gram_left, gram_right)
+    if float(singular_values[0]) == 0.0:
         zeros_u = apply_left(torch.zeros(gram_left.shape[0], dtype=DTYPE))
         zeros_v = apply_right_t(torch.zeros(gram_right.shape[0], dtype=DTYPE))
         return Spectrum(0.0, zeros_u, zeros_v, singular_values)
-    v = apply_right_t(root_left.T @ evecs[:, -1])
+    v = apply_right_t(y)
     v = v / v.norm()
     left_image = apply_left(apply_right(v))  # ΔW·v = σ₁·u₁
     sigma = float(left_image.norm())
@@ -120,29 +123,47 @@ class FactorStack:
         """Frobenius inner product ⟨ΔWᵢ, ΔWⱼ⟩ = Σ (Lᵢᵀ·Lⱼ) ⊙ (Rᵢ·Rⱼᵀ)."""
         return float((self.gram_left(i, j) * self.gram_right(i, j)).sum())
 
+    def spectra(self, coef_list: Sequence[Mapping[int, float]]) -> list[Spectrum]:
+        """`spectrum` of many combinations, reading each Lᵢ (m×rᵢ) once for all of them:
+        u = Σᵢ cᵢ·Lᵢ·(Rᵢ·v) is one matrix product per checkpoint instead of one per combination."""
+        m, n = self.shape
+        cores, columns = [], {}
+        for k, coefs in enumerate(coef_list):
+            idx = [i for i, c in coefs.items() if c != 0]
+            if not idx:
+                cores.append(None)
+                continue
+            c = [float(coefs[i]) for i in idx]
+            gram_left = torch.cat([torch.cat([c[a] * c[b] * self.gram_left(i, j) for b, j in enumerate(idx)], 1)
+                                   for a, i in enumerate(idx)])
+            gram_right = torch.cat([torch.cat([self.gram_right(i, j) for j in idx], 1) for i in idx])
+            singular_values, y = core_top(gram_left, gram_right)
+            if float(singular_values[0]) == 0.0:
+                cores.append((singular_values, torch.zeros(n, dtype=DTYPE)))
+                continue
+            sizes = [self.lefts[i].shape[1] for i in idx]
+            v = sum(self.rights[i].T @ part for i, part in zip(idx, y.split(sizes), strict=True))
+            v = v / v.norm()
+            cores.append((singular_values, v))
+            for ci, i in zip(c, idx, strict=True):
+                columns.setdefault(i, []).append((k, ci * (self.rights[i] @ v)))
+        images = torch.zeros(m, len(coef_list), dtype=DTYPE)
+        for i, cols in columns.items():
+            images[:, [k for k, _ in cols]] += self.lefts[i] @ torch.stack([x for _, x in cols], 1)
+        out = []
+        for k, core in enumerate(cores):
+            if core is None:
+                out.append(Spectrum(0.0, torch.zeros(m, dtype=DTYPE), torch.zeros(n, dtype=DTYPE), torch.zeros(1, dtype=DTYPE)))
+                continue
+            singular_values, v = core
+            sigma = float(images[:, k].norm())
+            u = images[:, k] / sigma if sigma > 0 else images[:, k].clone()
+            out.append(Spectrum(sigma, u, v, singular_values))
+        return out
+
     def spectrum(self, coefs: Mapping[int, float]) -> Spectrum:
         """Triplet of Σᵢ cᵢ·ΔWᵢ from the cached Gram blocks (rank ≤ Σ rᵢ)."""
-        idx = [i for i, c in coefs.items() if c != 0]
-        if not idx:
-            m, n = self.shape
-            return Spectrum(0.0, torch.zeros(m, dtype=DTYPE), torch.zeros(n, dtype=DTYPE), torch.zeros(1, dtype=DTYPE))
-        c = [float(coefs[i]) for i in idx]
-        gram_left = torch.cat(
-            [torch.cat([c[a] * c[b] * self.gram_left(i, j) for b, j in enumerate(idx)], 1) for a, i in enumerate(idx)]
-        )
-        gram_right = torch.cat([torch.cat([self.gram_right(i, j) for j in idx], 1) for i in idx])
-        sizes = [self.lefts[i].shape[1] for i in idx]
-
-        def apply_left(x):
-            return sum(ci * (self.lefts[i] @ part) for ci, i, part in zip(c, idx, x.split(sizes), strict=True))
-
-        def apply_right_t(y):
-            return sum(self.rights[i].T @ part for i, part in zip(idx, y.split(sizes), strict=True))
-
-        def apply_right(v):
-            return torch.cat([self.rights[i] @ v for i in idx])
-
-        return spectrum_from_grams(gram_left, gram_right, apply_left, apply_right_t, apply_right)
+        return self.spectra([coefs])[0]
 
     def bilinear(self, i: int, u: torch.Tensor, v: torch.Tensor) -> float:
         """uᵀ·ΔWᵢ·v = (uᵀLᵢ)(Rᵢv)."""
@@ -169,6 +190,9 @@ class DenseStack:
     def inner(self, i: int, j: int) -> float:
         """⟨ΔWᵢ, ΔWⱼ⟩ in float64 accumulation."""
         return float((self.deltas[i].to(DTYPE) * self.deltas[j].to(DTYPE)).sum())
+
+    def spectra(self, coef_list: Sequence[Mapping[int, float]]) -> list[Spectrum]:
+        return [self.spectrum(coefs) for coefs in coef_list]
 
     def spectrum(self, coefs: Mapping[int, float]) -> Spectrum:
         """Top triplet of Σᵢ cᵢ·ΔWᵢ by randomized subspace iteration (svd_lowrank), no full SVD."""

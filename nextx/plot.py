@@ -18,6 +18,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_inspect(report: dict, path: str | Path) -> Path:
     """σ₁ (left) and rank-1 energy (right) of the global delta over steps, one line per module type."""
     plt = _pyplot()
@@ -29,10 +36,7 @@ def plot_inspect(report: dict, path: str | Path) -> Path:
     ax_sigma.set(xlabel="step", ylabel="mean σ₁ of W_t − W₀", title="top singular value")
     ax_energy.set(xlabel="step", ylabel="σ₁ / Σσ", title="rank-1 energy")
     ax_sigma.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_backtest(report: dict, path: str | Path) -> Path:
@@ -44,10 +48,7 @@ def plot_backtest(report: dict, path: str | Path) -> Path:
         ax.plot(steps, [m["per_step"][str(s)]["rel_error"] for s in steps], marker="o", label=name)
     ax.set(xlabel="held-out step", ylabel="‖Ŵ − W‖ / ‖W − W₀‖", title="backtest")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_demo(report: dict, path: str | Path) -> Path:
@@ -65,7 +66,4 @@ def plot_demo(report: dict, path: str | Path) -> Path:
     ax.set(xlabel="GRPO step", ylabel="held-out greedy accuracy (%)", title=report.get("verdict", ""))
     ax.title.set_fontsize(9)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)

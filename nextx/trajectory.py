@@ -86,30 +86,32 @@ class Trajectories:
 
 
 def module_trajectory(
-    name: str, stack: FactorStack | DenseStack, steps: list[int], horizon: int, kinds: Iterable[str] = DELTA_KINDS
+    name: str, stack: FactorStack | DenseStack, steps: list[int], horizon: int, kinds: Iterable[str] = DELTA_KINDS,
+    *, local_last_only: bool = False,
 ) -> ModuleTrajectory:
-    """Global, local and target rank-1 series of one module from its global-delta stack."""
+    """Global, local and target rank-1 series of one module from its global-delta stack
+    (``local_last_only``: the local triplet of the last checkpoint only, all a prediction needs)."""
     kinds = set(kinds)
     count = len(steps)
+    local_at = list(range(count - 1, count) if local_last_only else range(count)) if "local" in kinds else []
+    target_at = list(range(count - horizon)) if "target" in kinds and horizon > 0 else []
+    requests = [{i: 1.0} for i in range(count)]
+    requests += [{i: 1.0, i - 1: -1.0} if i else {0: 1.0} for i in local_at]
+    requests += [{i + horizon: 1.0, i: -1.0} for i in target_at]
+    spectra = stack.spectra(requests)
     global_spectra: list[Spectrum] = []
-    for i in range(count):
-        previous = global_spectra[-1].u if global_spectra else None
-        global_spectra.append(align_sign(stack.spectrum({i: 1.0}), previous))
+    for spec in spectra[:count]:
+        global_spectra.append(align_sign(spec, global_spectra[-1].u if global_spectra else None))
+    local = [align_sign(s, global_spectra[i].u) for s, i in zip(spectra[count : count + len(local_at)], local_at, strict=True)]
+    target = [align_sign(s, global_spectra[i].u) for s, i in zip(spectra[count + len(local_at) :], target_at, strict=True)]
     trajectory = ModuleTrajectory(
-        name,
-        stack.shape,
-        Rank1Series.from_spectra(steps, global_spectra, stack.shape),
+        name, stack.shape, Rank1Series.from_spectra(steps, global_spectra, stack.shape),
         energy=[s.energy for s in global_spectra],
     )
     if "local" in kinds:
-        local = [
-            align_sign(stack.spectrum({i: 1.0, i - 1: -1.0} if i else {0: 1.0}), global_spectra[i].u) for i in range(count)
-        ]
-        trajectory.local_delta = Rank1Series.from_spectra(steps, local, stack.shape)
+        trajectory.local_delta = Rank1Series.from_spectra([steps[i] for i in local_at], local, stack.shape)
     if "target" in kinds:
-        ahead = range(count - horizon) if horizon > 0 else range(0)
-        target = [align_sign(stack.spectrum({i + horizon: 1.0, i: -1.0}), global_spectra[i].u) for i in ahead]
-        trajectory.target_delta = Rank1Series.from_spectra(steps[: len(target)], target, stack.shape)
+        trajectory.target_delta = Rank1Series.from_spectra([steps[i] for i in target_at], target, stack.shape)
     return trajectory
 
 

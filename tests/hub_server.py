@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 TOKEN = "hf_test_token_not_a_secret"
 
@@ -204,7 +204,6 @@ class Handler(BaseHTTPRequestHandler):
                         "pullRequestUrl": None})
         else:
             self._error(404, "EntryNotFound", f"no route {url.path}")
-        _ = parse_qs
 
 
 def start_server(state: HubState) -> tuple[ThreadingHTTPServer, str]:

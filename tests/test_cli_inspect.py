@@ -38,3 +38,21 @@ def test_help_has_examples(cli_runner):
     for args in (["--help"], ["inspect", "--help"]):
         result = cli_runner.invoke(cli, args)
         assert result.exit_code == 0 and "Examples:" in result.output
+
+
+def test_cli_docs_match_help():
+    from pathlib import Path
+
+    from nextx.cli.docs import cli_markdown
+
+    docs = Path(__file__).parent.parent / "docs" / "cli.md"
+    assert docs.read_text() == cli_markdown(), "docs/cli.md is stale: python -m nextx.cli.docs > docs/cli.md"
+
+
+def test_import_nextx_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, nextx; print(sorted(m for m in ('transformers', 'peft', 'trl', 'huggingface_hub') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -121,7 +121,7 @@ def test_full_weight_run_counts_only_changed_matrices(tmp_path, base_model):
         "model.layers.0.mlp.down_proj", "model.layers.0.self_attn.q_proj",
         "model.layers.1.mlp.down_proj", "model.layers.1.self_attn.q_proj",
     ]
-    assert "model.layers.0.input_layernorm.weight" in run.untrained_keys  # 1-D: carried, not decomposed
+    assert "model.layers.0.input_layernorm.weight" in run.passthrough_keys  # 1-D: carried, not decomposed
     stack = run.deltas("model.layers.0.self_attn.q_proj")
     from safetensors.torch import load_file
 

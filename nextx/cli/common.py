@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import sys
 from collections.abc import Iterator
 
 import click
@@ -62,6 +61,3 @@ def progress_bar(description: str, total: int) -> Iterator:
         task = progress.add_task(description, total=total)
         yield lambda _label=None: progress.advance(task)
 
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

@@ -79,7 +79,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
             if coef == "auto":
                 coef = auto_coef
                 console.print(f"--coef auto: α = {coef:.3g} for {method} (calibrated on the held-out checkpoints)")
-            provenance["backtest"] = {k: v for k, v in report.to_dict().items()}
+            provenance["backtest"] = report.to_dict()
         hparams = {"seed": seed} if method == "next" else {}
         with progress_bar(f"fitting {method}", len(run.modules)) as advance:
             predictor = fit(run, method, horizon=horizon, progress=advance, **hparams)

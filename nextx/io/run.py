@@ -49,7 +49,7 @@ class Run:
     lora: LoraSettings | None = None
     base: Path | None = None
     allow_pickle: bool = False
-    untrained_keys: list[str] = field(default_factory=list)
+    passthrough_keys: list[str] = field(default_factory=list)  # tensors copied as they are (modules_to_save, 1-D)
 
     @property
     def steps(self) -> list[int]:
@@ -139,7 +139,7 @@ def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run
     for checkpoint in found:
         settings = lora_settings_for(checkpoint, lora_alpha)
         tensor_file = run._file(checkpoint)
-        names, other = lora_modules(tensor_file.keys(), tensor_file.path if hasattr(tensor_file, "path") else checkpoint.path)
+        names, other = lora_modules(tensor_file.keys(), tensor_file.path)
         specs = {}
         for name, keys in sorted(names.items()):
             a_shape, b_shape = tensor_file.shape(keys["A"]), tensor_file.shape(keys["B"])
@@ -155,7 +155,7 @@ def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run
             raise CheckpointError("adapter holds no LoRA tensors", path=checkpoint.path)
         if reference is None:
             reference = (checkpoint, specs, settings)
-            run.modules, run.lora, run.untrained_keys = specs, settings, other
+            run.modules, run.lora, run.passthrough_keys = specs, settings, other
             continue
         _check_same_modules(reference[0], reference[1], checkpoint, specs)
     if base is not None:
@@ -228,4 +228,4 @@ def _load_full_run(source, layout, found, base) -> Run:
     if not modules:
         raise CheckpointError("no 2-D weight differs from the base in any checkpoint", path=source,
                               hint="Check that --base is the model the run started from.")
-    return Run(source, layout, "full", found, modules, base=base, untrained_keys=untrained)
+    return Run(source, layout, "full", found, modules, base=base, passthrough_keys=untrained)

@@ -41,7 +41,10 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
             old = out.parent / f".{out.name}.nextx-old-{os.getpid()}"
             out.rename(old)
             tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
         else:
             tmp.rename(out)
     except BaseException:

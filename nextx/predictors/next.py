@@ -139,7 +139,10 @@ class NExt(Predictor):
         mt = ctx.trajectory
         if mt is None or mt.local_delta is None:
             raise PredictorError(f"NExt needs the global and local trajectory of {ctx.name}")
-        t = ctx.last
+        step = ctx.steps[ctx.last]
+        if step not in mt.global_delta.steps or step not in mt.local_delta.steps:
+            raise PredictorError(f"NExt needs the rank-1 triplets of {ctx.name} at step {step}")
+        g_at, l_at = mt.global_delta.steps.index(step), mt.local_delta.steps.index(step)
         out = {}
         for component, length in (("u", mt.shape[0]), ("v", mt.shape[1]), ("sigma", 1)):
             key = _group_key(component, ctx.name, length, self.hparams["group_by"])
@@ -150,12 +153,12 @@ class NExt(Predictor):
                 )
             if component == "sigma":
                 scale = self.sigma_scale[key]
-                g = torch.tensor([[float(mt.global_delta.sigma[t]) / scale]])
-                loc = torch.tensor([[float(mt.local_delta.sigma[t]) / scale]])
+                g = torch.tensor([[float(mt.global_delta.sigma[g_at]) / scale]])
+                loc = torch.tensor([[float(mt.local_delta.sigma[l_at]) / scale]])
                 out[component] = max(float(self.models[key](g, loc)[0, 0]) * scale, 0.0)
             else:
-                g = getattr(mt.global_delta, component)[t : t + 1]
-                loc = getattr(mt.local_delta, component)[t : t + 1]
+                g = getattr(mt.global_delta, component)[g_at : g_at + 1]
+                loc = getattr(mt.local_delta, component)[l_at : l_at + 1]
                 vec = self.models[key](g, loc)[0].double()
                 norm = float(vec.norm())
                 out[component] = vec / norm if norm > 0 else vec

@@ -33,6 +33,8 @@ class DemoConfig:
     next_coef: float = 1.5
     next_horizon: int = 3
     next_lr: float = 3e-4  # NExt predictor lr for 96–256-long vectors (the paper's 2e-5 suits 1.5k–5k)
+    learning_rate: float = 3e-4  # GRPO lr (see README for why)
+    prompts_per_step: int = 16
     seed: int = 0
 
 
@@ -46,7 +48,8 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: t
     task = get_task(config.task)
     base = tiny_model_path(config.task, log=log)
     grpo = GRPORunConfig(output_dir=str(out / "vanilla"), task=config.task, steps=config.steps,
-                         save_every=config.save_every, seed=config.seed)
+                         save_every=config.save_every, seed=config.seed, learning_rate=config.learning_rate,
+                         prompts_per_step=config.prompts_per_step)
     log(f"vanilla GRPO: {config.steps} steps on {config.task} (checkpoint every {config.save_every})")
     start = time.perf_counter()
     train(grpo, log=log)
