@@ -24,7 +24,7 @@ from nextx.io.discover import require_checkpoints
 from nextx.io.run import Run
 from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, make_predictor
-from nextx.trajectory import prefetched, trajectories
+from nextx.trajectory import trajectories
 
 DEFAULT_METHODS = ("next", "relex", "linear", "stay")
 
@@ -94,7 +94,8 @@ def backtest(
         predictors[method] = predictor.fit(traj, fit_steps)
     last = kept - 1
     sums = {m: [_Sums() for _ in held] for m in methods}
-    for name, stack in prefetched(run, list(run.modules)):
+    for name in run.modules:  # one module in memory at a time
+        stack = run.deltas(name)
         ctx = ModuleContext(name, stack, run.steps, last, traj.modules[name] if traj else None)
         predictions = {method: predictor.predict(ctx) for method, predictor in predictors.items()}
         for j, index in enumerate(range(kept, len(run.steps))):

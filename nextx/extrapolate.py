@@ -28,7 +28,7 @@ from nextx.io.tensors import ShardedSafetensors
 from nextx.io.write import ShardedWriter, atomic_output_dir, copy_model_files, parse_size, write_json
 from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate
 from nextx.predictors import ModuleContext, Predictor
-from nextx.trajectory import module_trajectory, prefetched
+from nextx.trajectory import module_trajectory
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -47,17 +47,22 @@ class Extrapolation:
     def target_step(self) -> float:
         return self.run.steps[-1] + self.coef * self.predictor.horizon_steps(self.run.steps)
 
+    def module_update(self, name: str) -> tuple[FactorStack, FactoredUpdate]:
+        """(the module's stack, Ŵ − W₀ for it), reading only that module."""
+        last = len(self.run.steps) - 1
+        stack = self.run.deltas(name)
+        traj = None
+        if self.predictor.needs_trajectories:
+            traj = module_trajectory(name, stack, self.run.steps, 0, kinds=("global", "local"), local_last_only=True)
+        prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last, traj))
+        if self.progress:
+            self.progress(name)
+        return stack, prediction.at(self.coef, last)
+
     def module_updates(self) -> Iterator[tuple[str, FactorStack, FactoredUpdate]]:
         """(module, its stack, Ŵ − W₀) for every trained module, one module in memory at a time."""
-        last = len(self.run.steps) - 1
-        for name, stack in prefetched(self.run, list(self.run.modules)):
-            traj = None
-            if self.predictor.needs_trajectories:
-                traj = module_trajectory(name, stack, self.run.steps, 0, kinds=("global", "local"), local_last_only=True)
-            prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last, traj))
-            yield name, stack, prediction.at(self.coef, last)
-            if self.progress:
-                self.progress(name)
+        for name in self.run.modules:
+            yield name, *self.module_update(name)
 
     def _record(self, fmt: str, **extra) -> dict:
         return {
@@ -121,26 +126,20 @@ class Extrapolation:
         missing = set(by_key) - set(weights.keys())
         if missing:
             raise NextxError(f"base has no weight {sorted(missing)[0]}", path=base, hint="Pass the run's base model.")
-        updates = self.module_updates()
-        pending = {}
-        writer = ShardedWriter(directory, max_shard)
         last = len(self.run.steps) - 1
         carried = set(self.run.passthrough_keys) if self.run.kind == "full" else set()
-        for key in weights.keys():
-            if key in by_key:
-                name = by_key[key]
-                while name not in pending:
-                    got, stack, update = next(updates)
-                    pending[got] = (stack, update)
-                stack, update = pending.pop(name)
-                w0 = weights.get(key)
-                tensor = (w0.to(torch.float64) + dense_of(stack, update).to(torch.float64)).to(dtype or w0.dtype)
-            elif key in carried:  # full runs: 1-D tensors and other non-decomposed tensors as in W_T
-                tensor = self.run.checkpoint_tensor(last, key)
-            else:
-                tensor = weights.get(key)
-            writer.add(key, tensor.to(dtype) if dtype and tensor.is_floating_point() else tensor)
-        writer.close()
+        with ShardedWriter(directory, max_shard) as writer:
+            for key in weights.keys():
+                if key in by_key:
+                    stack, update = self.module_update(by_key[key])
+                    w0 = weights.get(key)
+                    tensor = (w0.to(torch.float32) + dense_of(stack, update, torch.float32)).to(dtype or w0.dtype)
+                elif key in carried:  # full runs: 1-D tensors and other non-decomposed tensors as in W_T
+                    tensor = self.run.checkpoint_tensor(last, key)
+                else:
+                    tensor = weights.get(key)
+                writer.add(key, tensor.to(dtype) if dtype and tensor.is_floating_point() else tensor)
+            writer.close()
 
     def save(self, out: str | Path, *, fmt: str = "adapter", rank: int | None = None, base=None,
              shard_size="5GB", dtype: str | None = None, force: bool = False) -> dict[str, Path]:

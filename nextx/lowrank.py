@@ -290,11 +290,11 @@ def factors_of(stack: FactorStack, update: FactoredUpdate) -> tuple[torch.Tensor
     return torch.cat(lefts, 1), torch.cat(rights, 0)
 
 
-def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate) -> torch.Tensor:
-    """Materialise the update as an m×n matrix (float32 for dense stacks, float64 for factored)."""
+def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate, dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    """Materialise the update as an m×n matrix (factored: L·R in ``dtype``; dense stacks: float32)."""
     if isinstance(stack, FactorStack):
         left, right = factors_of(stack, update)
-        return left @ right
+        return left.to(dtype) @ right.to(dtype)
     matrix = torch.zeros(stack.shape, dtype=torch.float32)
     for i, c in update.coefs.items():
         if c:

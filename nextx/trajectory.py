@@ -12,8 +12,7 @@ to point along the global u at the same step, so all three series share one orie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -127,25 +126,11 @@ def trajectories(
     kinds = tuple(kinds)
     names = list(modules) if modules is not None else list(run.modules)
     result = {}
-    for name, stack in prefetched(run, names):
-        result[name] = module_trajectory(name, stack, run.steps, horizon, kinds)
+    for name in names:  # one module in memory at a time
+        result[name] = module_trajectory(name, run.deltas(name), run.steps, horizon, kinds)
         if progress:
             progress(name)
     return Trajectories(run.steps, horizon, result)
-
-
-def prefetched(run: Run, names: list[str]) -> Iterator[tuple[str, FactorStack | DenseStack]]:
-    """(name, run.deltas(name)) in order, reading the next module in a thread while the caller
-    computes on the current one (at most two modules in memory)."""
-    if not names:
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(run.deltas, names[0])
-        for index, name in enumerate(names):
-            stack = pending.result()
-            if index + 1 < len(names):
-                pending = pool.submit(run.deltas, names[index + 1])
-            yield name, stack
 
 
 def linear_fit_r2(x: list[float], y: list[float]) -> float | None:

@@ -176,3 +176,19 @@ def test_quick_demo_writes_an_honest_report(tmp_path, warm_tiny, cli_runner):
     reach = {k: first_reaching({int(s): a for s, a in c.items()}, target) for k, c in (("v", vanilla), ("n", nexted))}
     assert saved["steps_to_target"] == {"vanilla": reach["v"], "next": reach["n"]}
     assert [j["step"] for j in saved["jumps"]] == [30]
+
+
+def test_train_and_eval_commands(tmp_path, warm_tiny, cli_runner):
+    out = tmp_path / "run"
+    result = cli_runner.invoke(cli, ["train", "-o", str(out), "--model", str(warm_tiny), "--steps", "2", "--save-every", "1",
+                                     "--prompts-per-step", "4", "--num-generations", "4"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out) and (out / "checkpoint-2" / "adapter_model.safetensors").exists()
+    result = cli_runner.invoke(cli, ["eval", str(out / "checkpoint-2"), "--base", str(warm_tiny), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["n"] == 500 and 0.1 < payload["accuracy"] < 0.9  # the warmed-up model, a little GRPO later
+    from nextx.train.runs import evaluate_path
+
+    assert evaluate_path(warm_tiny, get_task("addition")).accuracy == pytest.approx(
+        json.loads(cli_runner.invoke(cli, ["eval", str(warm_tiny), "--json"]).stdout)["accuracy"])

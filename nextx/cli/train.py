@@ -71,7 +71,7 @@ def train_cmd(out, task, dataset, next_coef, lora_targets, **options):
     coef = next_coef if next_coef == "auto" else float(next_coef)
     config = GRPORunConfig(output_dir=out, task=task or (None if dataset else "addition"), dataset=dataset,
                            next_coef=coef, lora_targets=lora_targets.split(","), **options)
-    click.echo(str(train(config, log=_log)))
+    click.echo(str(train(config, log=_log, console=console)))
 
 
 @click.command("eval")
@@ -122,7 +122,7 @@ def demo_cmd(out, task, steps, seed, force, as_json):
 
     config = replace(DemoConfig(), task=task, seed=seed, **({"steps": steps} if steps else {}))
     with atomic_output_dir(out, force=force) as tmp:
-        report = run_demo(tmp, config, log=_log)
+        report = run_demo(tmp, config, log=_log, console=console)
     _render_demo(report, Path(out))
     if as_json:
         emit_json(report)

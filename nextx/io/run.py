@@ -56,9 +56,14 @@ class Run:
         return [c.step for c in self.checkpoints]
 
     def _file(self, checkpoint: Checkpoint):
-        if self.kind == "lora":
-            return open_tensor_file(checkpoint.path, ADAPTER_STEM, allow_pickle=self.allow_pickle)
-        return ShardedSafetensors(checkpoint.path)
+        """The checkpoint's tensor file(s); headers parsed once and cached, tensors read on demand."""
+        cache = self.__dict__.setdefault("_files", {})
+        if checkpoint.path not in cache:
+            if self.kind == "lora":
+                cache[checkpoint.path] = open_tensor_file(checkpoint.path, ADAPTER_STEM, allow_pickle=self.allow_pickle)
+            else:
+                cache[checkpoint.path] = ShardedSafetensors(checkpoint.path)
+        return cache[checkpoint.path]
 
     def deltas(self, name: str) -> FactorStack | DenseStack:
         """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i])."""

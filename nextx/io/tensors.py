@@ -8,6 +8,7 @@ tensors in hand, not the checkpoint. Corrupt or truncated files and non-finite v
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -137,8 +138,9 @@ def open_tensor_file(directory: Path, stem: str, *, allow_pickle: bool) -> Safet
 
 
 def checked(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
-    """The tensor, or CheckpointError if it holds NaN or Inf."""
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    """The tensor, or CheckpointError if it holds NaN or Inf (one float32 sum: NaN and ±Inf propagate)."""
+    if tensor.is_floating_point() and not math.isfinite(float(tensor.sum(dtype=torch.float32))) \
+            and not bool(torch.isfinite(tensor).all()):
         raise CheckpointError(
             f"tensor {key} contains NaN or Inf", path=path, hint="The run diverged or the file is damaged; drop this checkpoint."
         )

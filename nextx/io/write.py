@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -67,8 +68,9 @@ def parse_size(size: str | int) -> int:
 class ShardedWriter:
     """Writes tensors in order into size-capped shards, then model.safetensors.index.json.
 
-    One shard is in memory at a time. Shards get their final HF names (model-0000k-of-0000N) at
-    `close()`, when N is known; a single shard is named model.safetensors with no index.
+    A full shard is written by a background thread while the next one fills, so at most two shards
+    are in memory. Shards get their final HF names (model-0000k-of-0000N) at `close()`, when N is
+    known; a single shard is named model.safetensors with no index.
     """
 
     def __init__(self, directory: Path, max_shard_bytes: int):
@@ -77,6 +79,8 @@ class ShardedWriter:
         self._pending: dict[str, torch.Tensor] = {}
         self._pending_bytes = 0
         self._shards: list[tuple[Path, list[str]]] = []
+        self._writer = ThreadPoolExecutor(max_workers=1)
+        self._writing: Future | None = None
         self.total_bytes = 0
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
@@ -89,13 +93,32 @@ class ShardedWriter:
 
     def _flush(self) -> None:
         path = self.directory / f".shard-{len(self._shards):05d}.safetensors"
-        save_file(self._pending, path, metadata={"format": "pt"})
+        self._wait()
+        self._writing = self._writer.submit(save_file, self._pending, path, metadata={"format": "pt"})
         self._shards.append((path, list(self._pending)))
         self._pending, self._pending_bytes = {}, 0
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            self._writing.result()  # re-raises a failed write here
+            self._writing = None
+
+    def __enter__(self) -> ShardedWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """On an error, let the background write finish (its own error is secondary) before the
+        caller's atomic_output_dir removes the directory: no file is written after cleanup."""
+        if exc_type is not None:
+            with contextlib.suppress(Exception):
+                self._wait()
+            self._writer.shutdown()
 
     def close(self) -> list[Path]:
         if self._pending or not self._shards:
             self._flush()
+        self._wait()
+        self._writer.shutdown()
         if len(self._shards) == 1:
             final = self.directory / "model.safetensors"
             self._shards[0][0].rename(final)

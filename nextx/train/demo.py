@@ -43,7 +43,8 @@ def first_reaching(curve: dict[int, float], target: float) -> int | None:
     return next((step for step, acc in sorted(curve.items()) if acc >= target - 1e-12), None)
 
 
-def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: tuple[str, ...] = ("next",)) -> dict:
+def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: tuple[str, ...] = ("next",),
+             console=None) -> dict:
     """Vanilla and one jumped run per method; curves and the comparison; out/report.json + accuracy.png."""
     task = get_task(config.task)
     base = tiny_model_path(config.task, log=log)
@@ -52,14 +53,14 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: t
                          prompts_per_step=config.prompts_per_step)
     log(f"vanilla GRPO: {config.steps} steps on {config.task} (checkpoint every {config.save_every})")
     start = time.perf_counter()
-    train(grpo, log=log)
+    train(grpo, log=log, console=console)
     train_seconds = {"vanilla": time.perf_counter() - start}
     for method in methods:
         log(f"GRPO with a {method} jump at step {config.next_at} (α = {config.next_coef})")
         jumped = replace(grpo, output_dir=str(out / method), next_at=config.next_at, next_method=method,
                          next_coef=config.next_coef, next_horizon=config.next_horizon, next_lr=config.next_lr)
         start = time.perf_counter()
-        train(jumped, log=log)
+        train(jumped, log=log, console=console)
         train_seconds[method] = time.perf_counter() - start
     log("evaluating every checkpoint on the 500 held-out prompts")
     curves = {name: evaluate_run(out / name, task, base) for name in ("vanilla", *methods)}

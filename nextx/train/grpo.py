@@ -104,8 +104,9 @@ def grpo_args(config: GRPORunConfig):
     )
 
 
-def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print) -> Path:
-    """Run GRPO; return the run directory. With ``config.next_at``, NExt jumps in the loop."""
+def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, console=None) -> Path:
+    """Run GRPO; return the run directory. With ``config.next_at``, NExt jumps in the loop.
+    With a rich ``console``: a progress bar and one line (reward, held-out accuracy) per checkpoint."""
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
@@ -127,6 +128,10 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print) ->
         hparams = {"lr": config.next_lr} if config.next_lr else {}
         callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_coef,
                                       config.next_horizon, hparams, log=log))
+    if console is not None:
+        from nextx.train.progress import ProgressCallback
+
+        callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     trainer = GRPOTrainer(
         model=model, reward_funcs=_reward_function(task, config.verifier), args=grpo_args(config),
         train_dataset=_dataset(config, task), processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
