@@ -136,8 +136,8 @@ class Extrapolation:
                     tensor = (w0.to(torch.float32) + dense_of(stack, update, torch.float32)).to(dtype or w0.dtype)
                 elif key in carried:  # full runs: 1-D tensors and other non-decomposed tensors as in W_T
                     tensor = self.run.checkpoint_tensor(last, key)
-                else:
-                    tensor = weights.get(key)
+                else:  # untouched: copied from the base as it is
+                    tensor = weights.get(key, check=False)
                 writer.add(key, tensor.to(dtype) if dtype and tensor.is_floating_point() else tensor)
             writer.close()
 

@@ -192,3 +192,13 @@ def test_train_and_eval_commands(tmp_path, warm_tiny, cli_runner):
 
     assert evaluate_path(warm_tiny, get_task("addition")).accuracy == pytest.approx(
         json.loads(cli_runner.invoke(cli, ["eval", str(warm_tiny), "--json"]).stdout)["accuracy"])
+
+
+@pytest.mark.slow
+def test_full_default_demo_command(tmp_path, nextx_cache, cli_runner):
+    """`nextx demo` exactly as the README runs it (several minutes on 2 cores)."""
+    result = cli_runner.invoke(cli, ["demo", "-o", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert "steps_saved_pct" in report and (tmp_path / "demo" / "accuracy.png").exists()
+    assert report["accuracy"]["vanilla"]["400"] - report["accuracy"]["vanilla"]["0"] >= 0.15  # a real RLVR curve

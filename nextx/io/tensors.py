@@ -46,16 +46,17 @@ class SafetensorsFile:
     def shape(self, key: str) -> tuple[int, ...]:
         return self._shapes[key]
 
-    def get_many(self, keys: list[str]) -> list[torch.Tensor]:
+    def get_many(self, keys: list[str], *, check: bool = True) -> list[torch.Tensor]:
+        """The tensors (``check``: refuse NaN/Inf; off for tensors only copied through)."""
         try:
             with safe_open(str(self.path), framework="pt") as handle:
                 tensors = [handle.get_tensor(key) for key in keys]
         except (SafetensorError, OSError, ValueError) as err:
             raise CheckpointError(f"cannot read tensors {', '.join(keys)}: {first_line(err)}", path=self.path) from None
-        return [checked(tensor, key, self.path) for tensor, key in zip(tensors, keys, strict=True)]
+        return [checked(tensor, key, self.path) if check else tensor for tensor, key in zip(tensors, keys, strict=True)]
 
-    def get(self, key: str) -> torch.Tensor:
-        return self.get_many([key])[0]
+    def get(self, key: str, *, check: bool = True) -> torch.Tensor:
+        return self.get_many([key], check=check)[0]
 
 
 class ShardedSafetensors:
@@ -89,11 +90,11 @@ class ShardedSafetensors:
     def shape(self, key: str) -> tuple[int, ...]:
         return self._file(key).shape(key)
 
-    def get(self, key: str) -> torch.Tensor:
-        return self._file(key).get(key)
+    def get(self, key: str, *, check: bool = True) -> torch.Tensor:
+        return self._file(key).get(key, check=check)
 
-    def get_many(self, keys: list[str]) -> list[torch.Tensor]:
-        return [self.get(key) for key in keys]
+    def get_many(self, keys: list[str], *, check: bool = True) -> list[torch.Tensor]:
+        return [self.get(key, check=check) for key in keys]
 
 
 class PickleFile:
@@ -112,11 +113,11 @@ class PickleFile:
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._tensors[key].shape)
 
-    def get(self, key: str) -> torch.Tensor:
-        return checked(self._tensors[key], key, self.path)
+    def get(self, key: str, *, check: bool = True) -> torch.Tensor:
+        return checked(self._tensors[key], key, self.path) if check else self._tensors[key]
 
-    def get_many(self, keys: list[str]) -> list[torch.Tensor]:
-        return [self.get(key) for key in keys]
+    def get_many(self, keys: list[str], *, check: bool = True) -> list[torch.Tensor]:
+        return [self.get(key, check=check) for key in keys]
 
 
 def open_tensor_file(directory: Path, stem: str, *, allow_pickle: bool) -> SafetensorsFile | PickleFile:
