@@ -72,13 +72,23 @@ class Run:
             lefts, rights = [], []
             fan_in_fan_out = bool(self.lora and self.lora.fan_in_fan_out)
             for checkpoint in self.checkpoints:
-                A, B = self._file(checkpoint).get_many(list(spec.keys))
+                A, B = self._file(checkpoint).get_many(list(spec.keys), check=False)
                 left, right = lora_factors(B, A, spec.scaling, fan_in_fan_out)
                 lefts.append(left)
                 rights.append(right)
+            self._check_finite(spec, lefts, rights)
             return FactorStack(lefts, rights)
         base = ShardedSafetensors(self.base).get(spec.keys[0]).to(torch.float32)
         return DenseStack([self._file(c).get(spec.keys[0]).to(torch.float32) - base for c in self.checkpoints])
+
+    def _check_finite(self, spec: ModuleSpec, lefts: list[torch.Tensor], rights: list[torch.Tensor]) -> None:
+        """One reduction over all of the module's factors; on NaN/Inf, name the checkpoint and tensor."""
+        total = torch.stack([t.sum() for t in (*lefts, *rights)]).sum()
+        if bool(torch.isfinite(total)):
+            return
+        for checkpoint in self.checkpoints:
+            self._file(checkpoint).get_many(list(spec.keys))  # raises CheckpointError naming file and tensor
+        raise CheckpointError(f"module {spec.name}: the factors overflow float64", path=self.source)
 
     def checkpoint_tensor(self, index: int, key: str) -> torch.Tensor:
         """One raw tensor of checkpoint ``index`` (for writers that copy untouched tensors)."""
