@@ -186,7 +186,9 @@ def test_coef_auto_uses_the_backtest(cli_runner, trl_run, tmp_path):
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_failed_writes_leave_nothing(trl_run, tmp_path, monkeypatch, exc):
-    import nextx.extrapolate as module
+    import importlib
+
+    module = importlib.import_module("nextx.extrapolate")  # the module (nextx.extrapolate is also the function)
 
     def broken(*args, **kwargs):
         raise exc
