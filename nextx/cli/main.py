@@ -70,3 +70,7 @@ _register()
 
 def main() -> None:
     cli(prog_name="nextx")
+
+
+if __name__ == "__main__":  # python -m nextx.cli.main … (e.g. under accelerate launch)
+    main()
