@@ -80,7 +80,7 @@ def backtest(
             raise PredictorError(f"unknown method {method!r}", hint=f"Choose from: {', '.join(REGISTRY)}.")
     if holdout < 1:
         raise PredictorError(f"--holdout must be at least 1, not {holdout}")
-    needs_traj = any(make_predictor(m).needs_trajectories for m in methods)
+    needs_traj = any(REGISTRY[m].needs_trajectories for m in methods)
     kept = len(run.steps) - holdout
     require_checkpoints(len(run.steps), holdout + (horizon + 1 if needs_traj else 2),
                         f"a backtest with --holdout {holdout}" + (f" and --horizon {horizon}" if needs_traj else ""))

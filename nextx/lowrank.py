@@ -52,36 +52,9 @@ def core_top(gram_left: torch.Tensor, gram_right: torch.Tensor) -> tuple[torch.T
     return evals.clamp_min(0).flip(0).sqrt(), root_left.T @ evecs[:, -1]
 
 
-def spectrum_from_grams(
-    gram_left: torch.Tensor,
-    gram_right: torch.Tensor,
-    apply_left,
-    apply_right_t,
-    apply_right,
-) -> Spectrum:
-    """σ₁, u₁, v₁ (and all σᵢ) of ΔW = L·R given G_L = LᵀL, G_R = RRᵀ and products with L, Rᵀ, R.
-
-    ``apply_left(x) = L·x``, ``apply_right_t(y) = Rᵀ·y``, ``apply_right(v) = R·v``.
-    """
-    singular_values, y = core_top(gram_left, gram_right)
-    if float(singular_values[0]) == 0.0:
-        zeros_u = apply_left(torch.zeros(gram_left.shape[0], dtype=DTYPE))
-        zeros_v = apply_right_t(torch.zeros(gram_right.shape[0], dtype=DTYPE))
-        return Spectrum(0.0, zeros_u, zeros_v, singular_values)
-    v = apply_right_t(y)
-    v = v / v.norm()
-    left_image = apply_left(apply_right(v))  # ΔW·v = σ₁·u₁
-    sigma = float(left_image.norm())
-    return Spectrum(sigma, left_image / sigma, v, singular_values)
-
-
 def top_singular_triplet(B: torch.Tensor, A: torch.Tensor, scale: float = 1.0) -> tuple[float, torch.Tensor, torch.Tensor]:
     """σ₁, u₁, v₁ of scale·B·A (B: m×r, A: r×n) from the r×r core, in float64."""
-    left = B.to(DTYPE) * scale
-    right = A.to(DTYPE)
-    spec = spectrum_from_grams(
-        left.T @ left, right @ right.T, lambda x: left @ x, lambda y: right.T @ y, lambda v: right @ v
-    )
+    spec = FactorStack([B.to(DTYPE) * scale], [A]).spectrum({0: 1.0})
     return spec.sigma, spec.u, spec.v
 
 

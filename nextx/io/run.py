@@ -50,6 +50,7 @@ class Run:
     base: Path | None = None
     allow_pickle: bool = False
     passthrough_keys: list[str] = field(default_factory=list)  # tensors copied as they are (modules_to_save, 1-D)
+    _files: dict = field(default_factory=dict, repr=False, compare=False)  # checkpoint path → tensor file
 
     @property
     def steps(self) -> list[int]:
@@ -57,13 +58,13 @@ class Run:
 
     def _file(self, checkpoint: Checkpoint):
         """The checkpoint's tensor file(s); headers parsed once and cached, tensors read on demand."""
-        cache = self.__dict__.setdefault("_files", {})
-        if checkpoint.path not in cache:
+        if checkpoint.path not in self._files:
             if self.kind == "lora":
-                cache[checkpoint.path] = open_tensor_file(checkpoint.path, ADAPTER_STEM, allow_pickle=self.allow_pickle)
+                self._files[checkpoint.path] = open_tensor_file(checkpoint.path, ADAPTER_STEM,
+                                                                allow_pickle=self.allow_pickle)
             else:
-                cache[checkpoint.path] = ShardedSafetensors(checkpoint.path)
-        return cache[checkpoint.path]
+                self._files[checkpoint.path] = ShardedSafetensors(checkpoint.path)
+        return self._files[checkpoint.path]
 
     def deltas(self, name: str) -> FactorStack | DenseStack:
         """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i])."""
