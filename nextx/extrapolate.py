@@ -24,11 +24,12 @@ from nextx.errors import NextxError, PredictorError
 from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX
 from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
-from nextx.io.tensors import ShardedSafetensors
-from nextx.io.write import ShardedWriter, atomic_output_dir, copy_model_files, parse_size, write_json
+from nextx.io.shards import ShardedWriter, TensorEntry
+from nextx.io.tensors import ShardedSafetensors, checked
+from nextx.io.write import atomic_output_dir, copy_model_files, parse_size, write_json
 from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate
-from nextx.predictors import ModuleContext, Predictor
-from nextx.trajectory import module_trajectory
+from nextx.predictors import ModuleContext, Prediction, Predictor
+from nextx.trajectory import Trajectories, module_trajectory
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -42,22 +43,44 @@ class Extrapolation:
     coef: float
     provenance: dict = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
+    trajectories: Trajectories | None = None  # the run's, if already computed (saves recomputing them)
+    _predictions: dict[str, Prediction] | None = field(default=None, repr=False)
 
     @property
     def target_step(self) -> float:
         return self.run.steps[-1] + self.coef * self.predictor.horizon_steps(self.run.steps)
 
     def module_update(self, name: str) -> tuple[FactorStack, FactoredUpdate]:
-        """(the module's stack, Ŵ − W₀ for it), reading only that module."""
+        """(the module's stack, Ŵ − W₀ for it), reading only that module (and only the checkpoints
+        the method needs: NExt's triplets come from `trajectory_predictions`, so it reads just W_T)."""
         last = len(self.run.steps) - 1
-        stack = self.run.deltas(name)
-        traj = None
+        stack = self.run.deltas(name, lazy=True)
         if self.predictor.needs_trajectories:
-            traj = module_trajectory(name, stack, self.run.steps, 0, kinds=("global", "local"), local_last_only=True)
-        prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last, traj))
+            prediction = self.trajectory_predictions()[name]
+        else:
+            prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last))
         if self.progress:
             self.progress(name)
         return stack, prediction.at(self.coef, last)
+
+    def trajectory_predictions(self) -> dict[str, Prediction]:
+        """For methods that predict from rank-1 trajectories (NExt): every module's prediction in one
+        batched call, from the known trajectories or from the last global/local triplets, computed
+        here one module at a time (from the fit's last checkpoint on, when the predictor kept its
+        signs there). Cached: writing adapter and merged outputs computes it once."""
+        if self._predictions is None:
+            last = len(self.run.steps) - 1
+            contexts = []
+            for name in self.run.modules:
+                traj = self.trajectories.modules.get(name) if self.trajectories else None
+                if traj is None:  # from the fit's last step if the predictor kept its signs there
+                    start, reference = self.predictor.sign_reference(name, self.run.steps) or (0, None)
+                    traj = module_trajectory(name, self.run.deltas(name, lazy=True), self.run.steps, 0,
+                                             kinds=("global", "local"), local_last_only=True, start=start,
+                                             reference=reference)
+                contexts.append(ModuleContext(name, None, self.run.steps, last, traj))
+            self._predictions = dict(zip(self.run.modules, self.predictor.predict_many(contexts), strict=True))
+        return self._predictions
 
     def module_updates(self) -> Iterator[tuple[str, FactorStack, FactoredUpdate]]:
         """(module, its stack, Ŵ − W₀) for every trained module, one module in memory at a time."""
@@ -128,17 +151,25 @@ class Extrapolation:
             raise NextxError(f"base has no weight {sorted(missing)[0]}", path=base, hint="Pass the run's base model.")
         last = len(self.run.steps) - 1
         carried = set(self.run.passthrough_keys) if self.run.kind == "full" else set()
-        with ShardedWriter(directory, max_shard) as writer:
-            for key in weights.keys():
-                if key in by_key:
+
+        def source(key: str):  # where the tensor comes from: the run's last checkpoint or the base
+            return self.run.checkpoint_file(last) if key in carried else weights
+
+        def out_dtype(key: str) -> torch.dtype:
+            stored = source(key).dtype(key)
+            return dtype if dtype and stored.is_floating_point else stored
+
+        entries = [TensorEntry(key, out_dtype(key), source(key).shape(key)) for key in weights.keys()]
+        with ShardedWriter(directory, entries, max_shard) as writer:
+            for entry in entries:
+                key = entry.name
+                if key in by_key:  # W₀ + (Ŵ − W₀), summed in float32; one NaN/Inf check of the sum
                     stack, update = self.module_update(by_key[key])
-                    w0 = weights.get(key)
-                    tensor = (w0.to(torch.float32) + dense_of(stack, update, torch.float32)).to(dtype or w0.dtype)
-                elif key in carried:  # full runs: 1-D tensors and other non-decomposed tensors as in W_T
-                    tensor = self.run.checkpoint_tensor(last, key)
-                else:  # untouched: copied from the base as it is
-                    tensor = weights.get(key, check=False)
-                writer.add(key, tensor.to(dtype) if dtype and tensor.is_floating_point() else tensor)
+                    w0 = weights.get(key, check=False).to(torch.float32)
+                    tensor = checked(dense_of(stack, update, torch.float32, add_to=w0), key, base)
+                else:  # full runs' 1-D and other non-decomposed tensors as in W_T; the rest as in the base
+                    tensor = source(key).get(key, check=key in carried)
+                writer.add(key, tensor.to(entry.dtype))
             writer.close()
 
     def save(self, out: str | Path, *, fmt: str = "adapter", rank: int | None = None, base=None,
@@ -176,15 +207,19 @@ def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float])
 
 
 def extrapolate(run: Run, predictor: Predictor, *, coef: float | None = None, to_step: float | None = None,
-                provenance: dict | None = None, progress=None) -> Extrapolation:
-    """Ŵ = W_T + α·ΔŴ with α given, or α for "the weights at step ``to_step``"."""
+                provenance: dict | None = None, progress=None, traj: Trajectories | None = None) -> Extrapolation:
+    """Ŵ = W_T + α·ΔŴ with α given, or α for "the weights at step ``to_step``" (``traj``: the run's
+    rank-1 trajectories if already computed, e.g. for `fit`)."""
     from nextx.fit import check_predictor_matches
 
     check_predictor_matches(predictor, run)
+    if traj is not None and traj.steps != run.steps:
+        raise PredictorError(f"the trajectories given are of steps {traj.steps}, the run has {run.steps}",
+                             hint="Compute them on this run: nextx.trajectories(run).")
     if (coef is None) == (to_step is None):
         raise PredictorError("give exactly one of --coef and --to-step")
     if to_step is not None:
         coef = predictor.coef_for_step(to_step, run.steps)
     if not math.isfinite(coef) or coef < 0 or coef > 10:
         raise PredictorError(f"coefficient α = {coef:g} is out of range", hint="Use 0 ≤ α ≤ 10 (the paper uses 0.5–2.5).")
-    return Extrapolation(run, predictor, float(coef), dict(provenance or {}), progress)
+    return Extrapolation(run, predictor, float(coef), dict(provenance or {}), progress, traj)

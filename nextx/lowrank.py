@@ -17,10 +17,13 @@ solver (torch.svd_lowrank) in float32 — never a full SVD.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import scipy.linalg
 import torch
+from threadpoolctl import ThreadpoolController
 
 DTYPE = torch.float64
 
@@ -43,13 +46,38 @@ class Spectrum:
         return self.sigma / total if total > 0 else 0.0
 
 
-def core_top(gram_left: torch.Tensor, gram_right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """All σᵢ (descending) of ΔW = L·R from G_L = LᵀL and G_R = RRᵀ, and y = Sᵀz so that v₁ ∝ Rᵀy."""
-    evals_l, evecs_l = torch.linalg.eigh(gram_left)
-    root_left = evals_l.clamp_min(0).sqrt().unsqueeze(1) * evecs_l.T  # S, with SᵀS = G_L
+def core_top(gram_left: torch.Tensor, gram_right: torch.Tensor, *, all_values: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """σᵢ (descending; all of them, or only σ₁ with ``all_values=False``) of ΔW = L·R from G_L = LᵀL
+    and G_R = RRᵀ, and y = Sᵀz so that v₁ ∝ Rᵀy.
+
+    S is the Cholesky factor of G_L (G_L = SᵀS); a singular G_L falls back to S = Λ^½Qᵀ from its
+    eigendecomposition. σ₁ alone uses LAPACK's subset eigensolver (syevr), a few times cheaper."""
+    lower, info = torch.linalg.cholesky_ex(gram_left)
+    if int(info) == 0:
+        root_left = lower.T
+    else:
+        evals_l, evecs_l = torch.linalg.eigh(gram_left)
+        root_left = evals_l.clamp_min(0).sqrt().unsqueeze(1) * evecs_l.T
     core = root_left @ gram_right @ root_left.T
-    evals, evecs = torch.linalg.eigh((core + core.T) / 2)
-    return evals.clamp_min(0).flip(0).sqrt(), root_left.T @ evecs[:, -1]
+    core = (core + core.T) / 2
+    if all_values:
+        evals, evecs = torch.linalg.eigh(core)
+        return evals.clamp_min(0).flip(0).sqrt(), root_left.T @ evecs[:, -1]
+    top = core.shape[0] - 1
+    with _single_threaded_blas():
+        value, vector = scipy.linalg.eigh(core.numpy(), subset_by_index=[top, top], driver="evr")
+    return torch.from_numpy(value).clamp_min(0).sqrt(), root_left.T @ torch.from_numpy(vector[:, 0])
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # after `import scipy.linalg`, so it sees scipy's OpenBLAS
+
+
+def _single_threaded_blas():
+    """scipy's OpenBLAS on one thread: on a k×k core its threads only contend with torch's."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def top_singular_triplet(B: torch.Tensor, A: torch.Tensor, scale: float = 1.0) -> tuple[float, torch.Tensor, torch.Tensor]:
@@ -62,25 +90,54 @@ class FactorStack:
     """The global deltas ΔWᵢ = Lᵢ·Rᵢ of one module at every checkpoint i, in float64.
 
     ``spectrum({i: cᵢ, ...})`` returns the triplet of Σᵢ cᵢ·ΔWᵢ; an empty mapping is the zero delta.
+    `FactorStack.lazy` reads checkpoint i only when a computation first needs it.
     """
 
     def __init__(self, lefts: Sequence[torch.Tensor], rights: Sequence[torch.Tensor]):
-        self.lefts = [left.to(DTYPE) for left in lefts]
-        self.rights = [right.to(DTYPE) for right in rights]
-        self.shape = (self.lefts[0].shape[0], self.rights[0].shape[1])
+        self._factors: list[tuple[torch.Tensor, torch.Tensor] | None] = [
+            (left.to(DTYPE), right.to(DTYPE)) for left, right in zip(lefts, rights, strict=True)]
+        self._load: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
         self._gram_left: dict[tuple[int, int], torch.Tensor] = {}
         self._gram_right: dict[tuple[int, int], torch.Tensor] = {}
 
+    @classmethod
+    def lazy(cls, count: int, load: Callable[[int], tuple[torch.Tensor, torch.Tensor]]) -> FactorStack:
+        """A stack of ``count`` deltas whose factors (Lᵢ, Rᵢ) = load(i) are read on first use."""
+        stack = cls([], [])
+        stack._factors = [None] * count
+        stack._load = load
+        return stack
+
+    def _get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        factors = self._factors[i]
+        if factors is None:
+            left, right = self._load(i)
+            factors = self._factors[i] = (left.to(DTYPE), right.to(DTYPE))
+        return factors
+
+    def left(self, i: int) -> torch.Tensor:
+        """Lᵢ (m×rᵢ)."""
+        return self._get(i)[0]
+
+    def right(self, i: int) -> torch.Tensor:
+        """Rᵢ (rᵢ×n)."""
+        return self._get(i)[1]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        loaded = next((i for i, f in enumerate(self._factors) if f is not None), len(self._factors) - 1)
+        return self.left(loaded).shape[0], self.right(loaded).shape[1]
+
     def __len__(self) -> int:
-        return len(self.lefts)
+        return len(self._factors)
 
     def gram_left(self, i: int, j: int) -> torch.Tensor:
         """Lᵢᵀ·Lⱼ (cached; the (j, i) block is its transpose)."""
-        return self._block(self._gram_left, i, j, lambda a, b: self.lefts[a].T @ self.lefts[b])
+        return self._block(self._gram_left, i, j, lambda a, b: self.left(a).T @ self.left(b))
 
     def gram_right(self, i: int, j: int) -> torch.Tensor:
         """Rᵢ·Rⱼᵀ (cached)."""
-        return self._block(self._gram_right, i, j, lambda a, b: self.rights[a] @ self.rights[b].T)
+        return self._block(self._gram_right, i, j, lambda a, b: self.right(a) @ self.right(b).T)
 
     @staticmethod
     def _block(cache, i, j, compute):
@@ -96,10 +153,14 @@ class FactorStack:
         """Frobenius inner product ⟨ΔWᵢ, ΔWⱼ⟩ = Σ (Lᵢᵀ·Lⱼ) ⊙ (Rᵢ·Rⱼᵀ)."""
         return float((self.gram_left(i, j) * self.gram_right(i, j)).sum())
 
-    def spectra(self, coef_list: Sequence[Mapping[int, float]]) -> list[Spectrum]:
+    def spectra(self, coef_list: Sequence[Mapping[int, float]], *, all_values: bool | Sequence[bool] = True
+                ) -> list[Spectrum]:
         """`spectrum` of many combinations, reading each Lᵢ (m×rᵢ) once for all of them:
-        u = Σᵢ cᵢ·Lᵢ·(Rᵢ·v) is one matrix product per checkpoint instead of one per combination."""
+        u = Σᵢ cᵢ·Lᵢ·(Rᵢ·v) is one matrix product per checkpoint instead of one per combination.
+        ``all_values`` (per combination): also return every singular value (needed for the energy)."""
         m, n = self.shape
+        if isinstance(all_values, bool):
+            all_values = [all_values] * len(coef_list)
         cores, columns = [], {}
         for k, coefs in enumerate(coef_list):
             idx = [i for i, c in coefs.items() if c != 0]
@@ -110,19 +171,19 @@ class FactorStack:
             gram_left = torch.cat([torch.cat([c[a] * c[b] * self.gram_left(i, j) for b, j in enumerate(idx)], 1)
                                    for a, i in enumerate(idx)])
             gram_right = torch.cat([torch.cat([self.gram_right(i, j) for j in idx], 1) for i in idx])
-            singular_values, y = core_top(gram_left, gram_right)
+            singular_values, y = core_top(gram_left, gram_right, all_values=all_values[k])
             if float(singular_values[0]) == 0.0:
                 cores.append((singular_values, torch.zeros(n, dtype=DTYPE)))
                 continue
-            sizes = [self.lefts[i].shape[1] for i in idx]
-            v = sum(self.rights[i].T @ part for i, part in zip(idx, y.split(sizes), strict=True))
+            sizes = [self.left(i).shape[1] for i in idx]
+            v = sum(self.right(i).T @ part for i, part in zip(idx, y.split(sizes), strict=True))
             v = v / v.norm()
             cores.append((singular_values, v))
             for ci, i in zip(c, idx, strict=True):
-                columns.setdefault(i, []).append((k, ci * (self.rights[i] @ v)))
+                columns.setdefault(i, []).append((k, ci * (self.right(i) @ v)))
         images = torch.zeros(m, len(coef_list), dtype=DTYPE)
         for i, cols in columns.items():
-            images[:, [k for k, _ in cols]] += self.lefts[i] @ torch.stack([x for _, x in cols], 1)
+            images[:, [k for k, _ in cols]] += self.left(i) @ torch.stack([x for _, x in cols], 1)
         out = []
         for k, core in enumerate(cores):
             if core is None:
@@ -131,7 +192,7 @@ class FactorStack:
             singular_values, v = core
             sigma = float(images[:, k].norm())
             u = images[:, k] / sigma if sigma > 0 else images[:, k].clone()
-            out.append(Spectrum(sigma, u, v, singular_values))
+            out.append(Spectrum(sigma, u, v, singular_values if all_values[k] else None))
         return out
 
     def spectrum(self, coefs: Mapping[int, float]) -> Spectrum:
@@ -140,11 +201,11 @@ class FactorStack:
 
     def bilinear(self, i: int, u: torch.Tensor, v: torch.Tensor) -> float:
         """uᵀ·ΔWᵢ·v = (uᵀLᵢ)(Rᵢv)."""
-        return float((u.to(DTYPE) @ self.lefts[i]) @ (self.rights[i] @ v.to(DTYPE)))
+        return float((u.to(DTYPE) @ self.left(i)) @ (self.right(i) @ v.to(DTYPE)))
 
     def delta(self, i: int) -> torch.Tensor:
         """Materialise ΔWᵢ (m×n). For tests and small matrices only."""
-        return self.lefts[i] @ self.rights[i]
+        return self.left(i) @ self.right(i)
 
 
 class DenseStack:
@@ -253,8 +314,8 @@ def update_inner(stack: FactorStack | DenseStack, x: FactoredUpdate, y: Factored
 
 def factors_of(stack: FactorStack, update: FactoredUpdate) -> tuple[torch.Tensor, torch.Tensor]:
     """(L, R) with L·R = the update exactly: L = [cᵢ·Lᵢ … σₖ·uₖ …], R = [Rᵢ; … vₖᵀ …]."""
-    lefts = [c * stack.lefts[i] for i, c in sorted(update.coefs.items()) if c]
-    rights = [stack.rights[i] for i, c in sorted(update.coefs.items()) if c]
+    lefts = [c * stack.left(i) for i, c in sorted(update.coefs.items()) if c]
+    rights = [stack.right(i) for i, c in sorted(update.coefs.items()) if c]
     lefts += [s * u.to(DTYPE).unsqueeze(1) for s, u, _ in update.rank1 if s]
     rights += [v.to(DTYPE).unsqueeze(0) for s, _, v in update.rank1 if s]
     if not lefts:
@@ -263,12 +324,17 @@ def factors_of(stack: FactorStack, update: FactoredUpdate) -> tuple[torch.Tensor
     return torch.cat(lefts, 1), torch.cat(rights, 0)
 
 
-def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate, dtype: torch.dtype = DTYPE) -> torch.Tensor:
-    """Materialise the update as an m×n matrix (factored: L·R in ``dtype``; dense stacks: float32)."""
+def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate, dtype: torch.dtype = DTYPE, *,
+             add_to: torch.Tensor | None = None) -> torch.Tensor:
+    """Materialise the update as an m×n matrix (factored: L·R in ``dtype``; dense stacks: float32).
+
+    ``add_to``: return add_to + update, accumulated in place into ``add_to`` (one addmm for
+    factored updates, no m×n temporary)."""
     if isinstance(stack, FactorStack):
         left, right = factors_of(stack, update)
-        return left.to(dtype) @ right.to(dtype)
-    matrix = torch.zeros(stack.shape, dtype=torch.float32)
+        left, right = left.to(dtype), right.to(dtype)
+        return add_to.addmm_(left, right) if add_to is not None else left @ right
+    matrix = torch.zeros(stack.shape, dtype=torch.float32) if add_to is None else add_to
     for i, c in update.coefs.items():
         if c:
             matrix.add_(stack.deltas[i], alpha=float(c))

@@ -86,25 +86,34 @@ class Trajectories:
 
 def module_trajectory(
     name: str, stack: FactorStack | DenseStack, steps: list[int], horizon: int, kinds: Iterable[str] = DELTA_KINDS,
-    *, local_last_only: bool = False,
+    *, local_last_only: bool = False, start: int = 0, reference: torch.Tensor | None = None,
 ) -> ModuleTrajectory:
     """Global, local and target rank-1 series of one module from its global-delta stack
-    (``local_last_only``: the local triplet of the last checkpoint only, all a prediction needs)."""
+    (``local_last_only``: the local triplet of the last checkpoint only, all a prediction needs).
+
+    ``start``/``reference``: begin the global series at checkpoint ``start``, its sign aligned to
+    ``reference`` (the canonical global u there, e.g. kept by a fitted predictor) instead of being
+    chained from the first checkpoint — the same signs, without reading the earlier checkpoints."""
     kinds = set(kinds)
     count = len(steps)
-    local_at = list(range(count - 1, count) if local_last_only else range(count)) if "local" in kinds else []
-    target_at = list(range(count - horizon)) if "target" in kinds and horizon > 0 else []
-    requests = [{i: 1.0} for i in range(count)]
+    global_at = list(range(start, count))
+    local_at = list(range(count - 1, count) if local_last_only else range(start, count)) if "local" in kinds else []
+    target_at = list(range(start, count - horizon)) if "target" in kinds and horizon > 0 else []
+    requests = [{i: 1.0} for i in global_at]
     requests += [{i: 1.0, i - 1: -1.0} if i else {0: 1.0} for i in local_at]
     requests += [{i + horizon: 1.0, i: -1.0} for i in target_at]
-    spectra = stack.spectra(requests)
-    global_spectra: list[Spectrum] = []
-    for spec in spectra[:count]:
-        global_spectra.append(align_sign(spec, global_spectra[-1].u if global_spectra else None))
-    local = [align_sign(s, global_spectra[i].u) for s, i in zip(spectra[count : count + len(local_at)], local_at, strict=True)]
-    target = [align_sign(s, global_spectra[i].u) for s, i in zip(spectra[count + len(local_at) :], target_at, strict=True)]
+    spectra = stack.spectra(requests, all_values=[k < len(global_at) for k in range(len(requests))])  # energy: global only
+    by_step: dict[int, Spectrum] = {}
+    previous = reference
+    for i, spec in zip(global_at, spectra, strict=False):
+        by_step[i] = previous_spec = align_sign(spec, previous)
+        previous = previous_spec.u
+    rest = spectra[len(global_at):]
+    local = [align_sign(s, by_step[i].u) for s, i in zip(rest[: len(local_at)], local_at, strict=True)]
+    target = [align_sign(s, by_step[i].u) for s, i in zip(rest[len(local_at):], target_at, strict=True)]
+    global_spectra = [by_step[i] for i in global_at]
     trajectory = ModuleTrajectory(
-        name, stack.shape, Rank1Series.from_spectra(steps, global_spectra, stack.shape),
+        name, stack.shape, Rank1Series.from_spectra([steps[i] for i in global_at], global_spectra, stack.shape),
         energy=[s.energy for s in global_spectra],
     )
     if "local" in kinds:

@@ -198,3 +198,57 @@ def test_failed_writes_leave_nothing(trl_run, tmp_path, monkeypatch, exc):
     with pytest.raises(type(exc)):
         extrapolate(run, fit(run, "linear"), coef=1.0).save_adapter(tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("out of memory"), KeyboardInterrupt()])
+def test_failed_merged_writes_leave_nothing(trl_run, base_model, tmp_path, monkeypatch, exc):
+    """An error or Ctrl-C after some tensors went to the writer thread: no output, no temp dir."""
+    import importlib
+
+    module = importlib.import_module("nextx.extrapolate")
+    real, calls = module.dense_of, []
+
+    def fails_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "dense_of", fails_on_third)
+    run = load_run(trl_run, base=base_model)
+    out_dir = tmp_path / "outs"
+    out_dir.mkdir()
+    with pytest.raises(type(exc)):
+        extrapolate(run, fit(run, "linear"), coef=1.0).save_merged(out_dir / "merged", shard_size="20KB")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_known_trajectories_give_the_same_output(trl_run, tmp_path):
+    """extrapolate(..., traj=) reuses fit's trajectories (NExt reads only W_T then) — same bytes."""
+    from nextx import trajectories
+    from nextx.errors import PredictorError
+
+    run = load_run(trl_run)
+    traj = trajectories(run, horizon=2)
+    predictor = fit(run, "next", horizon=2, traj=traj, epochs=20, lr=3e-4)
+    fresh = extrapolate(run, predictor, coef=1.5).save_adapter(tmp_path / "fresh")
+    reused = extrapolate(run, predictor, coef=1.5, traj=traj).save_adapter(tmp_path / "reused")
+    a, b = load_file(fresh / "adapter_model.safetensors"), load_file(reused / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with pytest.raises(PredictorError, match="steps"):
+        extrapolate(run, predictor, coef=1.5, traj=traj.prefix(3))
+
+
+def test_saved_predictor_reads_from_its_last_step_with_the_same_result(trl_run, tmp_path):
+    """A saved NExt predictor keeps the canonical global u at its last step: extrapolating the same
+    run starts its triplets there (reads W_{T−1} and W_T only) and writes what a full chain writes."""
+    from nextx.fit import load_predictor, save_predictor
+
+    run = load_run(trl_run)
+    predictor = load_predictor(save_predictor(fit(run, "next", horizon=2, epochs=20, lr=3e-4), tmp_path / "p"))
+    assert predictor.sign_reference("model.layers.0.self_attn.q_proj", run.steps)[0] == len(run.steps) - 1
+    short = extrapolate(run, predictor, coef=1.5).save_adapter(tmp_path / "short")
+    predictor.reference_u = {}  # no kept signs: the whole chain from the first checkpoint
+    chained = extrapolate(run, predictor, coef=1.5).save_adapter(tmp_path / "chained")
+    a, b = load_file(short / "adapter_model.safetensors"), load_file(chained / "adapter_model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

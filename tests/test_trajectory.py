@@ -44,3 +44,29 @@ def test_only_requested_kinds_are_computed(trl_run):
     mt = next(iter(traj.modules.values()))
     assert mt.local_delta is None and mt.target_delta is None
     assert len(mt.energy) == 8 and all(0 < e <= 1 for e in mt.energy)
+
+
+def test_a_series_started_from_a_reference_keeps_the_chained_signs():
+    """Random factors: the SVD's signs flip from checkpoint to checkpoint, so the chained global
+    series flips many of them; restarting at checkpoint 4 aligned to the chain's u there must give
+    exactly the chain's triplets from then on (what a saved NExt predictor relies on)."""
+    from nextx.lowrank import FactorStack
+    from nextx.trajectory import module_trajectory
+
+    g = torch.Generator().manual_seed(7)
+    lefts = [torch.randn(30, 3, generator=g, dtype=torch.float64) for _ in range(7)]
+    rights = [torch.randn(3, 20, generator=g, dtype=torch.float64) for _ in range(7)]
+    steps = [10 * (i + 1) for i in range(7)]
+    full = module_trajectory("m", FactorStack(lefts, rights), steps, 0, kinds=("global", "local"))
+    stack = FactorStack.lazy(7, lambda i: (lefts[i], rights[i]))
+    read = []
+    original = stack._load
+    stack._load = lambda i: (read.append(i), original(i))[1]
+    part = module_trajectory("m", stack, steps, 0, kinds=("global", "local"), local_last_only=True, start=4,
+                             reference=full.global_delta.u[4].clone())
+    assert part.global_delta.steps == steps[4:] and sorted(read) == [4, 5, 6]
+    assert torch.allclose(part.global_delta.u, full.global_delta.u[4:], atol=1e-6)
+    assert torch.allclose(part.global_delta.v, full.global_delta.v[4:], atol=1e-6)
+    assert torch.allclose(part.local_delta.u, full.local_delta.u[-1:], atol=1e-6)
+    flips = [float(full.global_delta.u[i] @ full.global_delta.u[i - 1]) for i in range(1, 7)]
+    assert all(f >= 0 for f in flips)

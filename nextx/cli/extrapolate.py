@@ -14,6 +14,8 @@ from nextx.cli.fit import METHOD_CHOICE, horizon_option, render_backtest
 from nextx.errors import PredictorError
 from nextx.extrapolate import DTYPES, extrapolate
 from nextx.fit import fit, load_predictor
+from nextx.predictors import REGISTRY
+from nextx.trajectory import trajectories
 
 
 def _coef(value: str) -> float | str:
@@ -62,7 +64,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
         raise click.UsageError("give either --predictor or --method, not both")
     coef = _coef(coef) if coef is not None else None
     run = open_run()
-    provenance = {}
+    provenance, traj = {}, None
     if predictor_dir:
         predictor = load_predictor(predictor_dir)
         method = predictor.name
@@ -82,9 +84,12 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
             provenance["backtest"] = report.to_dict()
         hparams = {"seed": seed} if method == "next" else {}
         with progress_bar(f"fitting {method}", len(run.modules)) as advance:
-            predictor = fit(run, method, horizon=horizon, progress=advance, **hparams)
+            if REGISTRY[method].needs_trajectories:  # computed once, for the fit and the writing
+                traj = trajectories(run, horizon=horizon, progress=advance)
+            predictor = fit(run, method, horizon=horizon, traj=traj, **hparams)
     with progress_bar("writing", len(run.modules) * (2 if fmt == "both" else 1)) as advance:
-        result = extrapolate(run, predictor, coef=coef, to_step=to_step, provenance=provenance, progress=advance)
+        result = extrapolate(run, predictor, coef=coef, to_step=to_step, provenance=provenance, progress=advance,
+                             traj=traj)
         paths = result.save(out, fmt=fmt, rank=rank, base=None, shard_size=shard_size, dtype=dtype, force=force)
     main_path = paths.get("adapter") if fmt == "adapter" else paths.get("merged") if fmt == "merged" else out
     console.print(f"{method}, α = {result.coef:.4g} (≈ step {result.target_step:.0f}) → {main_path}")

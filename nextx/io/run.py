@@ -66,34 +66,43 @@ class Run:
                 self._files[checkpoint.path] = ShardedSafetensors(checkpoint.path)
         return self._files[checkpoint.path]
 
-    def deltas(self, name: str) -> FactorStack | DenseStack:
-        """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i])."""
+    def deltas(self, name: str, *, lazy: bool = False) -> FactorStack | DenseStack:
+        """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i]).
+
+        ``lazy`` (LoRA runs): checkpoint i is read only when a computation first needs it, so a
+        method that looks at the last two checkpoints reads two files, not the whole run.
+        """
         spec = self.modules[name]
         if self.kind == "lora":
-            lefts, rights = [], []
-            fan_in_fan_out = bool(self.lora and self.lora.fan_in_fan_out)
-            for checkpoint in self.checkpoints:
-                A, B = self._file(checkpoint).get_many(list(spec.keys), check=False)
-                left, right = lora_factors(B, A, spec.scaling, fan_in_fan_out)
-                lefts.append(left)
-                rights.append(right)
-            self._check_finite(spec, lefts, rights)
-            return FactorStack(lefts, rights)
+            if lazy:
+                return FactorStack.lazy(len(self.checkpoints), lambda i: self._factors(spec, [i])[0])
+            pairs = self._factors(spec, range(len(self.checkpoints)))
+            return FactorStack([left for left, _ in pairs], [right for _, right in pairs])
         base = ShardedSafetensors(self.base).get(spec.keys[0]).to(torch.float32)
         return DenseStack([self._file(c).get(spec.keys[0]).to(torch.float32) - base for c in self.checkpoints])
 
-    def _check_finite(self, spec: ModuleSpec, lefts: list[torch.Tensor], rights: list[torch.Tensor]) -> None:
-        """One reduction over all of the module's factors; on NaN/Inf, name the checkpoint and tensor."""
-        total = torch.stack([t.sum() for t in (*lefts, *rights)]).sum()
-        if bool(torch.isfinite(total)):
-            return
-        for checkpoint in self.checkpoints:
-            self._file(checkpoint).get_many(list(spec.keys))  # raises CheckpointError naming file and tensor
-        raise CheckpointError(f"module {spec.name}: the factors overflow float64", path=self.source)
+    def _factors(self, spec: ModuleSpec, indices) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(Lᵢ, Rᵢ) in float64 for the listed checkpoints, with one NaN/Inf check over all of them."""
+        fan_in_fan_out = bool(self.lora and self.lora.fan_in_fan_out)
+        checkpoints = [self.checkpoints[i] for i in indices]
+        pairs = []
+        for checkpoint in checkpoints:
+            A, B = self._file(checkpoint).get_many(list(spec.keys), check=False)
+            pairs.append(lora_factors(B, A, spec.scaling, fan_in_fan_out))
+        total = torch.stack([t.sum() for pair in pairs for t in pair]).sum()
+        if not bool(torch.isfinite(total)):
+            for checkpoint in checkpoints:
+                self._file(checkpoint).get_many(list(spec.keys))  # raises CheckpointError naming file and tensor
+            raise CheckpointError(f"module {spec.name}: the factors overflow float64", path=self.source)
+        return pairs
+
+    def checkpoint_file(self, index: int):
+        """The tensor file(s) of checkpoint ``index`` (for writers that copy untouched tensors)."""
+        return self._file(self.checkpoints[index])
 
     def checkpoint_tensor(self, index: int, key: str) -> torch.Tensor:
-        """One raw tensor of checkpoint ``index`` (for writers that copy untouched tensors)."""
-        return self._file(self.checkpoints[index]).get(key)
+        """One raw tensor of checkpoint ``index``."""
+        return self.checkpoint_file(index).get(key)
 
     def describe(self) -> dict:
         """Summary used by `nextx inspect` and provenance files."""

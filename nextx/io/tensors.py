@@ -19,6 +19,12 @@ from nextx.errors import CheckpointError, UnsupportedAdapterError
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
+SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+    torch.bool: "BOOL", torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
+}
+TORCH_DTYPES = {name: dtype for dtype, name in SAFETENSORS_DTYPES.items()}
 
 
 class SafetensorsFile:
@@ -32,7 +38,9 @@ class SafetensorsFile:
         self.path = Path(path)
         try:
             with safe_open(str(self.path), framework="pt") as handle:
-                self._shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+                slices = {key: handle.get_slice(key) for key in handle.keys()}
+                self._shapes = {key: tuple(piece.get_shape()) for key, piece in slices.items()}
+                self._dtypes = {key: piece.get_dtype() for key, piece in slices.items()}
         except (SafetensorError, OSError, ValueError) as err:
             raise CheckpointError(
                 f"cannot read safetensors file: {first_line(err)}",
@@ -45,6 +53,12 @@ class SafetensorsFile:
 
     def shape(self, key: str) -> tuple[int, ...]:
         return self._shapes[key]
+
+    def dtype(self, key: str) -> torch.dtype:
+        name = self._dtypes[key]
+        if name not in TORCH_DTYPES:
+            raise CheckpointError(f"tensor {key} has dtype {name}, which nextx does not handle", path=self.path)
+        return TORCH_DTYPES[name]
 
     def get_many(self, keys: list[str], *, check: bool = True) -> list[torch.Tensor]:
         """The tensors (``check``: refuse NaN/Inf; off for tensors only copied through)."""
@@ -89,6 +103,9 @@ class ShardedSafetensors:
 
     def shape(self, key: str) -> tuple[int, ...]:
         return self._file(key).shape(key)
+
+    def dtype(self, key: str) -> torch.dtype:
+        return self._file(key).dtype(key)
 
     def get(self, key: str, *, check: bool = True) -> torch.Tensor:
         return self._file(key).get(key, check=check)

@@ -24,7 +24,7 @@ class ModuleContext:
     """What a predictor sees of one module when predicting from checkpoint ``last`` (an index)."""
 
     name: str
-    stack: FactorStack | DenseStack
+    stack: FactorStack | DenseStack | None  # None for methods that predict from trajectories alone
     steps: list[int]
     last: int
     trajectory: ModuleTrajectory | None = None
@@ -61,6 +61,15 @@ class Predictor(ABC):
     @abstractmethod
     def predict(self, ctx: ModuleContext) -> Prediction:
         """Ŵ(α) for one module from its checkpoints up to index ``ctx.last``."""
+
+    def sign_reference(self, name: str, steps: list[int]) -> tuple[int, torch.Tensor] | None:
+        """(checkpoint index, canonical global u there) kept from the fit, so the rank-1 trajectory
+        of ``name`` can start at that checkpoint with the fit's signs (None: start at the first)."""
+        return None
+
+    def predict_many(self, contexts: list[ModuleContext]) -> list[Prediction]:
+        """`predict` for many modules (methods with shared weights batch them)."""
+        return [self.predict(ctx) for ctx in contexts]
 
     def horizon_steps(self, steps: list[int]) -> float:
         """How many training steps α = 1 stands for, on a run with these checkpoint steps."""

@@ -33,6 +33,7 @@ from nextx.trajectory import Trajectories
 
 DEFAULTS = {"hidden": 256, "epochs": 1000, "lr": 2e-5, "min_lr_ratio": 0.1, "weight_decay": 0.01,
             "group_by": "length", "seed": 0}
+REFERENCE_PREFIX = "sign_reference/"
 
 
 def _encoder(dim: int, hidden: int, out: int | None = None) -> nn.Sequential:
@@ -76,6 +77,7 @@ class NExt(Predictor):
             raise PredictorError(f"group_by must be 'length' or 'type', not {self.hparams['group_by']!r}")
         self.models: dict[str, ComponentPredictor] = {}
         self.sigma_scale: dict[str, float] = {}
+        self.reference_u: dict[str, torch.Tensor] = {}  # canonical global u at the last fitted step
 
     def horizon_steps(self, steps: list[int]) -> float:
         spans = [steps[t + self.horizon] - steps[t] for t in range(len(steps) - self.horizon)]
@@ -128,41 +130,59 @@ class NExt(Predictor):
             losses = _train(self.models, batches, hp)
         finally:
             torch.set_num_threads(threads)
+        self.reference_u = {name: mt.global_delta.u[-1].clone() for name, mt in traj.modules.items()}
         self.fit_info = {"steps": list(steps), "pairs": pairs, "fit_seconds": time.perf_counter() - start,
                          "final_loss": {k: v[-1] for k, v in losses.items()}, "loss_curve": losses,
                          "groups": {k: len(v) for k, v in sets.items()}}
         return self
 
     # -- prediction ---------------------------------------------------------------------------
-    @torch.no_grad()
+    def sign_reference(self, name: str, steps: list[int]) -> tuple[int, torch.Tensor] | None:
+        fitted_last = self.fit_info.get("steps", [None])[-1]
+        if name not in self.reference_u or fitted_last not in steps:
+            return None
+        return steps.index(fitted_last), self.reference_u[name]
+
     def predict(self, ctx: ModuleContext) -> Prediction:
-        mt = ctx.trajectory
-        if mt is None or mt.local_delta is None:
-            raise PredictorError(f"NExt needs the global and local trajectory of {ctx.name}")
-        step = ctx.steps[ctx.last]
-        if step not in mt.global_delta.steps or step not in mt.local_delta.steps:
-            raise PredictorError(f"NExt needs the rank-1 triplets of {ctx.name} at step {step}")
-        g_at, l_at = mt.global_delta.steps.index(step), mt.local_delta.steps.index(step)
-        out = {}
-        for component, length in (("u", mt.shape[0]), ("v", mt.shape[1]), ("sigma", 1)):
-            key = _group_key(component, ctx.name, length, self.hparams["group_by"])
-            if key not in self.models:
-                raise PredictorError(
-                    f"the predictor has no {component} model for {ctx.name} (vector length {length})",
-                    hint="It was fitted on a run with other modules or shapes; fit it on this run.",
-                )
-            if component == "sigma":
-                scale = self.sigma_scale[key]
-                g = torch.tensor([[float(mt.global_delta.sigma[g_at]) / scale]])
-                loc = torch.tensor([[float(mt.local_delta.sigma[l_at]) / scale]])
-                out[component] = max(float(self.models[key](g, loc)[0, 0]) * scale, 0.0)
-            else:
-                g = getattr(mt.global_delta, component)[g_at : g_at + 1]
-                loc = getattr(mt.local_delta, component)[l_at : l_at + 1]
-                vec = self.models[key](g, loc)[0].double()
-                norm = float(vec.norm())
-                out[component] = vec / norm if norm > 0 else vec
-        return Prediction(FactoredUpdate(rank1=[(out["sigma"], out["u"], out["v"])]))
+        return self.predict_many([ctx])[0]
+
+    @torch.no_grad()
+    def predict_many(self, contexts: list[ModuleContext]) -> list[Prediction]:
+        """One forward pass per group for all modules (each group's weights are read once)."""
+        inputs: dict[str, list[tuple[int, str, torch.Tensor, torch.Tensor]]] = {}
+        for k, ctx in enumerate(contexts):
+            mt = ctx.trajectory
+            if mt is None or mt.local_delta is None:
+                raise PredictorError(f"NExt needs the global and local trajectory of {ctx.name}")
+            step = ctx.steps[ctx.last]
+            if step not in mt.global_delta.steps or step not in mt.local_delta.steps:
+                raise PredictorError(f"NExt needs the rank-1 triplets of {ctx.name} at step {step}")
+            g_at, l_at = mt.global_delta.steps.index(step), mt.local_delta.steps.index(step)
+            for component, length in (("u", mt.shape[0]), ("v", mt.shape[1]), ("sigma", 1)):
+                key = _group_key(component, ctx.name, length, self.hparams["group_by"])
+                if key not in self.models:
+                    raise PredictorError(
+                        f"the predictor has no {component} model for {ctx.name} (vector length {length})",
+                        hint="It was fitted on a run with other modules or shapes; fit it on this run.",
+                    )
+                if component == "sigma":
+                    scale = self.sigma_scale[key]
+                    g = torch.tensor([float(mt.global_delta.sigma[g_at]) / scale])
+                    loc = torch.tensor([float(mt.local_delta.sigma[l_at]) / scale])
+                else:
+                    g, loc = getattr(mt.global_delta, component)[g_at], getattr(mt.local_delta, component)[l_at]
+                inputs.setdefault(key, []).append((k, component, g, loc))
+        out: list[dict] = [{} for _ in contexts]
+        for key, rows in inputs.items():
+            predicted = self.models[key](torch.stack([r[2] for r in rows]), torch.stack([r[3] for r in rows]))
+            for (k, component, _, _), vec in zip(rows, predicted, strict=True):
+                if component == "sigma":
+                    out[k][component] = max(float(vec[0]) * self.sigma_scale[key], 0.0)
+                else:
+                    vec = vec.double()
+                    norm = float(vec.norm())
+                    out[k][component] = vec / norm if norm > 0 else vec
+        return [Prediction(FactoredUpdate(rank1=[(o["sigma"], o["u"], o["v"])])) for o in out]
 
     # -- persistence --------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -171,6 +191,7 @@ class NExt(Predictor):
         meta["groups"] = {key: int(model.encode_global[0].in_features) for key, model in self.models.items()}
         tensors = {f"{key}/{param}": value.detach().contiguous() for key, model in self.models.items()
                    for param, value in model.state_dict().items()}
+        tensors.update({f"{REFERENCE_PREFIX}{name}": u.contiguous() for name, u in self.reference_u.items()})
         return meta, tensors
 
     def load_state(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
@@ -181,6 +202,7 @@ class NExt(Predictor):
             prefix = f"{key}/"
             model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
             self.models[key] = model.eval()
+        self.reference_u = {k[len(REFERENCE_PREFIX):]: v for k, v in tensors.items() if k.startswith(REFERENCE_PREFIX)}
 
 
 def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch.Tensor, ...]], hp: dict):
@@ -190,7 +212,10 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
     per-element, so this equals training each group alone, with less per-step overhead.
     """
     params = [p for model in models.values() for p in model.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], foreach=True)
+    try:  # one fused kernel per step (torch ≥ 2.4 on CPU): ~3× less memory traffic than foreach
+        optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], fused=True)
+    except RuntimeError:
+        optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], foreach=True)
     epochs = int(hp["epochs"])
     floor = hp["min_lr_ratio"]
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,82 @@
+"""The streaming sharded safetensors writer: files the safetensors library reads back bit for bit,
+HF shard names and index, size caps, and errors that surface instead of hanging."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from nextx.errors import NextxError
+from nextx.io.shards import ShardedWriter, TensorEntry, shard_layout
+
+
+def _tensors():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "a.weight": torch.randn(7, 5, generator=g).bfloat16(),
+        "b.weight": torch.randn(3, 4, generator=g, dtype=torch.float64),
+        "c.ids": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+        "d.mask": torch.tensor([True, False, True]),
+        "e.scalar": torch.tensor(2.5, dtype=torch.float16),
+        "f.empty": torch.zeros(0, 4),
+        "g.weight": torch.randn(11, generator=g),
+    }
+
+
+def _write(directory, tensors, max_bytes):
+    entries = [TensorEntry(k, t.dtype, tuple(t.shape)) for k, t in tensors.items()]
+    with ShardedWriter(directory, entries, max_bytes) as writer:
+        for key, tensor in tensors.items():
+            writer.add(key, tensor)
+        return writer.close()
+
+
+def test_single_shard_round_trips_every_dtype(tmp_path):
+    tensors = _tensors()
+    paths = _write(tmp_path, tensors, 10**9)
+    assert [p.name for p in paths] == ["model.safetensors"] and not (tmp_path / "model.safetensors.index.json").exists()
+    back = load_file(paths[0])
+    assert set(back) == set(tensors)
+    for key, tensor in tensors.items():
+        assert back[key].dtype == tensor.dtype and torch.equal(back[key], tensor)
+    with safe_open(str(paths[0]), "pt") as handle:
+        assert handle.metadata() == {"format": "pt"}
+
+
+def test_shards_index_and_size_cap(tmp_path):
+    tensors = _tensors()
+    cap = 80  # bytes: a.weight (70 B) fills one shard, b.weight (96 B) is larger than the cap: its own shard
+    paths = _write(tmp_path, tensors, cap)
+    layout = shard_layout([TensorEntry(k, t.dtype, tuple(t.shape)) for k, t in tensors.items()], cap)
+    assert len(paths) == len(layout) >= 3
+    assert [p.name for p in paths][0] == f"model-00001-of-{len(paths):05d}.safetensors"
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in tensors.values())
+    for shard, path in zip(layout, paths, strict=True):
+        assert sum(e.nbytes for e in shard) <= cap or len(shard) == 1
+        back = load_file(path)
+        assert set(back) == {e.name for e in shard}
+        for entry in shard:
+            assert index["weight_map"][entry.name] == path.name
+            assert torch.equal(back[entry.name], tensors[entry.name])
+
+
+def test_tensor_not_in_the_plan_is_refused(tmp_path):
+    entries = [TensorEntry("x", torch.float32, (2, 2))]
+    with ShardedWriter(tmp_path, entries, 10**6) as writer:
+        with pytest.raises(NextxError, match="planned"):
+            writer.add("x", torch.zeros(2, 3))
+        with pytest.raises(NextxError, match="before tensor x"):
+            writer.close()
+
+
+def test_a_failed_write_surfaces_in_the_caller(tmp_path):
+    entries = [TensorEntry(f"t{i}", torch.float32, (256, 256)) for i in range(8)]
+    missing = tmp_path / "gone"  # the writer thread cannot open its shard here
+    # the error may surface in add() or in close()
+    with pytest.raises(FileNotFoundError), ShardedWriter(missing, entries, 10**9) as writer:
+        for entry in entries:
+            writer.add(entry.name, torch.zeros(entry.shape))
+        writer.close()
