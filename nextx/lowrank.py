@@ -21,9 +21,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import scipy.linalg
 import torch
-from threadpoolctl import ThreadpoolController
 
 DTYPE = torch.float64
 
@@ -65,19 +63,20 @@ def core_top(gram_left: torch.Tensor, gram_right: torch.Tensor, *, all_values: b
         evals, evecs = torch.linalg.eigh(core)
         return evals.clamp_min(0).flip(0).sqrt(), root_left.T @ evecs[:, -1]
     top = core.shape[0] - 1
-    with _single_threaded_blas():
-        value, vector = scipy.linalg.eigh(core.numpy(), subset_by_index=[top, top], driver="evr")
+    eigh, blas = _subset_eigensolver()
+    with blas.limit(limits=1, user_api="blas"):  # on a k×k core its threads only contend with torch's
+        value, vector = eigh(core.numpy(), subset_by_index=[top, top], driver="evr")
     return torch.from_numpy(value).clamp_min(0).sqrt(), root_left.T @ torch.from_numpy(vector[:, 0])
 
 
 @functools.cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()  # after `import scipy.linalg`, so it sees scipy's OpenBLAS
+def _subset_eigensolver():
+    """scipy's eigh (LAPACK syevr with subset_by_index) and a controller of scipy's OpenBLAS threads,
+    imported on first use (scipy adds ~0.5 s to start-up)."""
+    import scipy.linalg
+    from threadpoolctl import ThreadpoolController
 
-
-def _single_threaded_blas():
-    """scipy's OpenBLAS on one thread: on a k×k core its threads only contend with torch's."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+    return scipy.linalg.eigh, ThreadpoolController()
 
 
 def top_singular_triplet(B: torch.Tensor, A: torch.Tensor, scale: float = 1.0) -> tuple[float, torch.Tensor, torch.Tensor]:
