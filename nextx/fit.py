@@ -28,14 +28,16 @@ def fit(
     horizon: int = 5,
     traj: Trajectories | None = None,
     progress: Callable[[str], None] | None = None,
+    epoch_progress: Callable[[], None] | None = None,
     **hparams,
 ) -> Predictor:
-    """Fit ``method`` on all checkpoints of ``run`` (NExt: on every (G_t, L_t) → T_t pair)."""
+    """Fit ``method`` on all checkpoints of ``run`` (NExt: on every (G_t, L_t) → T_t pair).
+    ``progress(module)`` follows the trajectories, ``epoch_progress()`` the training epochs."""
     predictor = make_predictor(method, horizon=horizon, **hparams)
     require_checkpoints(len(run.steps), horizon + 1 if predictor.needs_trajectories else 2, f"fitting {method}")
     if predictor.needs_trajectories and traj is None:
         traj = trajectories(run, horizon=horizon, progress=progress)
-    predictor.fit(traj, run.steps)
+    predictor.fit(traj, run.steps, progress=epoch_progress)
     predictor.fit_info["modules"] = {name: list(spec.shape) for name, spec in run.modules.items()}
     predictor.fit_info["source"] = run.source
     return predictor

@@ -112,6 +112,16 @@ def test_next_groups_by_vector_length_or_type(trl_run):
     assert "u:q_proj:32" in by_type and len(by_type) > len(by_length)
 
 
+def test_next_reports_every_training_epoch(trl_run):
+    """epoch_progress is called once per epoch (the CLI's "training next" bar and its ETA)."""
+    run = load_run(trl_run)
+    ticks = []
+    predictor = fit(run, "next", horizon=2, epochs=7, epoch_progress=lambda: ticks.append(1))
+    assert len(ticks) == 7 == len(next(iter(predictor.fit_info["loss_curve"].values())))
+    fit(run, "linear", epoch_progress=lambda: ticks.append(1))  # nothing to train: no ticks
+    assert len(ticks) == 7
+
+
 def test_unknown_method():
     from nextx.errors import PredictorError
 

@@ -15,6 +15,7 @@ from nextx.errors import PredictorError
 from nextx.extrapolate import DTYPES, extrapolate
 from nextx.fit import fit, load_predictor
 from nextx.predictors import REGISTRY
+from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS
 from nextx.trajectory import trajectories
 
 
@@ -83,10 +84,11 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
                 console.print(f"--coef auto: α = {coef:.3g} for {method} (calibrated on the held-out checkpoints)")
             provenance["backtest"] = report.to_dict()
         hparams = {"seed": seed} if method == "next" else {}
-        with progress_bar(f"fitting {method}", len(run.modules)) as advance:
-            if REGISTRY[method].needs_trajectories:  # computed once, for the fit and the writing
+        if REGISTRY[method].needs_trajectories:  # computed once, for the fit and the writing
+            with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
                 traj = trajectories(run, horizon=horizon, progress=advance)
-            predictor = fit(run, method, horizon=horizon, traj=traj, **hparams)
+        with progress_bar(f"training {method}", NEXT_DEFAULTS["epochs"] if method == "next" else 1) as advance:
+            predictor = fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams)
     with progress_bar("writing", len(run.modules) * (2 if fmt == "both" else 1)) as advance:
         result = extrapolate(run, predictor, coef=coef, to_step=to_step, provenance=provenance, progress=advance,
                              traj=traj)

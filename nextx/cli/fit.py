@@ -9,6 +9,7 @@ from nextx.backtest import DEFAULT_METHODS, backtest
 from nextx.cli.common import console, emit_json, progress_bar, run_options
 from nextx.fit import fit, save_predictor
 from nextx.predictors import REGISTRY
+from nextx.trajectory import trajectories
 
 METHOD_CHOICE = click.Choice(sorted(REGISTRY))
 
@@ -39,8 +40,12 @@ def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_js
     """
     run = open_run()
     hparams = {"seed": seed, "epochs": epochs, "group_by": group_by} if method == "next" else {}
-    with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
-        predictor = fit(run, method, horizon=horizon, progress=advance, **hparams)
+    traj = None
+    if REGISTRY[method].needs_trajectories:
+        with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
+            traj = trajectories(run, horizon=horizon, progress=advance)
+    with progress_bar(f"training {method}", epochs if method == "next" else 1) as advance:
+        predictor = fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams)
     path = save_predictor(predictor, out, force=force)
     info = predictor.fit_info
     summary = {"predictor": str(path), "method": method, "horizon": horizon, "steps": run.steps,

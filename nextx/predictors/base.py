@@ -9,6 +9,7 @@ step S into α = (S − step_T) / horizon_steps.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -53,8 +54,9 @@ class Predictor(ABC):
         self.hparams = hparams
         self.fit_info: dict = {}
 
-    def fit(self, traj: Trajectories | None, steps: list[int]) -> Predictor:
-        """Learn from the run's history (checkpoints ``steps``); cheap methods only record the steps."""
+    def fit(self, traj: Trajectories | None, steps: list[int], progress: Callable[[], None] | None = None) -> Predictor:
+        """Learn from the run's history (checkpoints ``steps``); cheap methods only record the steps.
+        ``progress`` is called once per training epoch by methods that train."""
         self.fit_info.setdefault("steps", list(steps))
         return self
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -99,7 +100,7 @@ class NExt(Predictor):
                 groups.setdefault(key, []).append(triple)
         return groups
 
-    def fit(self, traj: Trajectories | None, steps: list[int]) -> NExt:
+    def fit(self, traj: Trajectories | None, steps: list[int], progress: Callable[[], None] | None = None) -> NExt:
         """Train one ComponentPredictor per group on all (G_t, L_t) → T_t pairs of the run."""
         if traj is None or not traj.modules:
             raise PredictorError("NExt needs the run's rank-1 trajectories")
@@ -127,7 +128,7 @@ class NExt(Predictor):
         threads = torch.get_num_threads()
         torch.set_num_threads(1 if small else threads)
         try:
-            losses = _train(self.models, batches, hp)
+            losses = _train(self.models, batches, hp, progress)
         finally:
             torch.set_num_threads(threads)
         self.reference_u = {name: mt.global_delta.u[-1].clone() for name, mt in traj.modules.items()}
@@ -205,7 +206,8 @@ class NExt(Predictor):
         self.reference_u = {k[len(REFERENCE_PREFIX):]: v for k, v in tensors.items() if k.startswith(REFERENCE_PREFIX)}
 
 
-def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch.Tensor, ...]], hp: dict):
+def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch.Tensor, ...]], hp: dict,
+           progress: Callable[[], None] | None = None):
     """Full-batch AdamW on the L1 loss (sum over elements, mean over pairs), cosine to min_lr_ratio×lr.
 
     All groups train in one loop with one optimizer: their parameters are disjoint and AdamW is
@@ -230,6 +232,8 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
         schedule.step()
         for key, loss in losses.items():
             curves[key].append(loss.item())
+        if progress:
+            progress()
     for model in models.values():
         model.eval()
     return curves
