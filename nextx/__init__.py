@@ -4,7 +4,7 @@
     traj = nextx.trajectories(run, horizon=5)          # exact, sign-consistent rank-1 series
     report = nextx.backtest(run, holdout=3)            # which method predicts this run best?
     predictor = nextx.fit(run, "next", horizon=5, traj=traj)
-    nextx.extrapolate(run, predictor, coef=1.5).save_adapter("runs/grpo-next")
+    nextx.extrapolate(run, predictor, coef=1.5, traj=traj).save_adapter("runs/grpo-next")
 """
 
 __version__ = "0.1.0"
