@@ -5,7 +5,7 @@
 2. `extrapolate` of that run to a PEFT adapter (rank r+1), timed end to end;
 3. merged writing on a Qwen2.5-0.5B-shaped base: `save_merged` throughput (until synced) vs the
    disk's sequential write speed measured in the same run (same bytes, plain writes + fsync),
-   interleaved --repeats times; medians compared.
+   interleaved --repeats times; medians compared; and its peak memory in a fresh process.
 
     python bench/extrapolation.py --workdir /tmp/benchwork
 """
@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,12 +74,39 @@ def main() -> None:
     parser.add_argument("--merged-shape", default="qwen2.5-0.5b")
     parser.add_argument("--merged-only", action="store_true", help="skip parts 1 and 2")
     parser.add_argument("--repeats", type=int, default=5, help="merged/disk write pairs (medians are compared)")
+    parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nextx-bench-"))
     steps = [10 * (i + 1) for i in range(15)]
+    if args.rss_child:
+        merged_rss_child(work, args.rss_child)
+        return
     if not args.merged_only:
         fit_and_adapter(work, args.shape, steps, args.epochs)
     merged_bench(work, args.merged_shape, steps, args.repeats)
+    result = subprocess.run([sys.executable, __file__, "--workdir", str(work), "--rss-child", args.merged_shape],
+                            check=True, capture_output=True, text=True)
+    print(result.stdout.strip())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def merged_rss_child(work: Path, shape: str) -> None:
+    """In a fresh process: peak RSS before and after one merged write with the default 5 GB shards."""
+    run = nextx.load_run(work / f"{shape}-run", base=work / f"{shape}-base")
+    jump = extrapolate(run, fit(run, "linear"), coef=1.0)
+    before = peak_rss_mb()
+    out = work / "merged-rss"
+    jump.save_merged(out, force=True)
+    written = sum(p.stat().st_size for p in out.glob("*.safetensors"))
+    shutil.rmtree(out)
+    after = peak_rss_mb()
+    print(f"[merged, {shape}, memory] {written / 1e9:.2f} GB written as one ≤ 5 GB shard: peak RSS {before:.0f} MB "
+          f"before, {after:.0f} MB after (+{after - before:.0f} MB; tensors stream, no shard is held in memory)")
 
 
 def matmul_peak(dtype: torch.dtype, shape=(560, 18944, 256)) -> float:
