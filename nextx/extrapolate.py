@@ -163,13 +163,15 @@ class Extrapolation:
         with ShardedWriter(directory, entries, max_shard) as writer:
             for entry in entries:
                 key = entry.name
-                if key in by_key:  # W₀ + (Ŵ − W₀), summed in float32; one NaN/Inf check of the sum
+                if key in by_key:  # W₀ + (Ŵ − W₀), summed in float32 and rounded once to the output dtype
                     stack, update = self.module_update(by_key[key])
-                    w0 = weights.get(key, check=False).to(torch.float32)
-                    tensor = checked(dense_of(stack, update, torch.float32, add_to=w0), key, base)
+                    w0, update_dense = weights.get(key, check=False), dense_of(stack, update, torch.float32)
+                    tensor = (w0.add_(update_dense) if w0.dtype == entry.dtype  # in place: one pass
+                              else w0.float().add_(update_dense).to(entry.dtype))
+                    tensor = checked(tensor, key, base)
                 else:  # full runs' 1-D and other non-decomposed tensors as in W_T; the rest as in the base
-                    tensor = source(key).get(key, check=key in carried)
-                writer.add(key, tensor.to(entry.dtype))
+                    tensor = source(key).get(key, check=key in carried).to(entry.dtype)
+                writer.add(key, tensor)
             writer.close()
 
     def save(self, out: str | Path, *, fmt: str = "adapter", rank: int | None = None, base=None,

@@ -323,17 +323,12 @@ def factors_of(stack: FactorStack, update: FactoredUpdate) -> tuple[torch.Tensor
     return torch.cat(lefts, 1), torch.cat(rights, 0)
 
 
-def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate, dtype: torch.dtype = DTYPE, *,
-             add_to: torch.Tensor | None = None) -> torch.Tensor:
-    """Materialise the update as an m×n matrix (factored: L·R in ``dtype``; dense stacks: float32).
-
-    ``add_to``: return add_to + update, accumulated in place into ``add_to`` (one addmm for
-    factored updates, no m×n temporary)."""
+def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate, dtype: torch.dtype = DTYPE) -> torch.Tensor:
+    """Materialise the update as an m×n matrix (factored: L·R in ``dtype``; dense stacks: float32)."""
     if isinstance(stack, FactorStack):
         left, right = factors_of(stack, update)
-        left, right = left.to(dtype), right.to(dtype)
-        return add_to.addmm_(left, right) if add_to is not None else left @ right
-    matrix = torch.zeros(stack.shape, dtype=torch.float32) if add_to is None else add_to
+        return left.to(dtype) @ right.to(dtype)
+    matrix = torch.zeros(stack.shape, dtype=torch.float32)
     for i, c in update.coefs.items():
         if c:
             matrix.add_(stack.deltas[i], alpha=float(c))
