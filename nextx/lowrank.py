@@ -224,7 +224,10 @@ class DenseStack:
         """⟨ΔWᵢ, ΔWⱼ⟩ in float64 accumulation."""
         return float((self.deltas[i].to(DTYPE) * self.deltas[j].to(DTYPE)).sum())
 
-    def spectra(self, coef_list: Sequence[Mapping[int, float]]) -> list[Spectrum]:
+    def spectra(self, coef_list: Sequence[Mapping[int, float]], *, all_values: bool | Sequence[bool] = True
+                ) -> list[Spectrum]:
+        """`spectrum` of each combination (``all_values`` has no effect: the randomized solver never
+        gives the whole spectrum, so dense stacks report no energy)."""
         return [self.spectrum(coefs) for coefs in coef_list]
 
     def spectrum(self, coefs: Mapping[int, float]) -> Spectrum:

@@ -129,6 +129,11 @@ def test_full_weight_run_counts_only_changed_matrices(tmp_path, base_model):
              - load_file(base_model / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"]).double()
     expected = torch.linalg.svdvals(dense)[0].item()
     assert abs(stack.spectrum({2: 1.0}).sigma - expected) < 1e-4 * expected
+    from nextx import trajectories
+
+    traj = trajectories(run, horizon=1).modules["model.layers.0.self_attn.q_proj"]  # the same through the series
+    assert abs(float(traj.global_delta.sigma[2]) - expected) < 1e-4 * expected
+    assert traj.energy == [None, None, None] and traj.target_delta.steps == [10, 20]
 
 
 def test_sharded_full_checkpoints(tmp_path, base_model):
