@@ -103,15 +103,13 @@ def module_trajectory(
     requests += [{i: 1.0, i - 1: -1.0} if i else {0: 1.0} for i in local_at]
     requests += [{i + horizon: 1.0, i: -1.0} for i in target_at]
     spectra = stack.spectra(requests, all_values=[k < len(global_at) for k in range(len(requests))])  # energy: global only
-    by_step: dict[int, Spectrum] = {}
-    previous = reference
-    for i, spec in zip(global_at, spectra, strict=False):
-        by_step[i] = previous_spec = align_sign(spec, previous)
-        previous = previous_spec.u
+    global_spectra: list[Spectrum] = []
+    for spec in spectra[: len(global_at)]:  # each aligned to the one before (the first to ``reference``)
+        global_spectra.append(align_sign(spec, global_spectra[-1].u if global_spectra else reference))
+    global_u = {i: spec.u for i, spec in zip(global_at, global_spectra, strict=True)}
     rest = spectra[len(global_at):]
-    local = [align_sign(s, by_step[i].u) for s, i in zip(rest[: len(local_at)], local_at, strict=True)]
-    target = [align_sign(s, by_step[i].u) for s, i in zip(rest[len(local_at):], target_at, strict=True)]
-    global_spectra = [by_step[i] for i in global_at]
+    local = [align_sign(s, global_u[i]) for s, i in zip(rest[: len(local_at)], local_at, strict=True)]
+    target = [align_sign(s, global_u[i]) for s, i in zip(rest[len(local_at):], target_at, strict=True)]
     trajectory = ModuleTrajectory(
         name, stack.shape, Rank1Series.from_spectra([steps[i] for i in global_at], global_spectra, stack.shape),
         energy=[s.energy for s in global_spectra],

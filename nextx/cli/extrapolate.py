@@ -10,13 +10,10 @@ import click
 
 from nextx.backtest import auto_choice, backtest
 from nextx.cli.common import console, emit_json, progress_bar, run_options
-from nextx.cli.fit import METHOD_CHOICE, horizon_option, render_backtest
+from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, render_backtest
 from nextx.errors import PredictorError
 from nextx.extrapolate import DTYPES, extrapolate
-from nextx.fit import fit, load_predictor
-from nextx.predictors import REGISTRY
-from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS
-from nextx.trajectory import trajectories
+from nextx.fit import load_predictor
 
 
 def _coef(value: str) -> float | str:
@@ -84,11 +81,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
                 console.print(f"--coef auto: α = {coef:.3g} for {method} (calibrated on the held-out checkpoints)")
             provenance["backtest"] = report.to_dict()
         hparams = {"seed": seed} if method == "next" else {}
-        if REGISTRY[method].needs_trajectories:  # computed once, for the fit and the writing
-            with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
-                traj = trajectories(run, horizon=horizon, progress=advance)
-        with progress_bar(f"training {method}", NEXT_DEFAULTS["epochs"] if method == "next" else 1) as advance:
-            predictor = fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams)
+        predictor, traj = fit_with_progress(run, method, horizon, hparams)  # traj reused for the writing
     with progress_bar("writing", len(run.modules) * (2 if fmt == "both" else 1)) as advance:
         result = extrapolate(run, predictor, coef=coef, to_step=to_step, provenance=provenance, progress=advance,
                              traj=traj)

@@ -8,10 +8,24 @@ from rich.table import Table
 from nextx.backtest import DEFAULT_METHODS, backtest
 from nextx.cli.common import console, emit_json, progress_bar, run_options
 from nextx.fit import fit, save_predictor
-from nextx.predictors import REGISTRY
-from nextx.trajectory import trajectories
+from nextx.predictors import REGISTRY, Predictor
+from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS
+from nextx.trajectory import Trajectories, trajectories
 
 METHOD_CHOICE = click.Choice(sorted(REGISTRY))
+
+
+def fit_with_progress(run, method: str, horizon: int, hparams: dict) -> tuple[Predictor, Trajectories | None]:
+    """`fit` with progress bars: the rank-1 trajectories (returned too, for reuse by `extrapolate`),
+    then NExt's training epochs."""
+    traj = None
+    if REGISTRY[method].needs_trajectories:
+        with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
+            traj = trajectories(run, horizon=horizon, progress=advance)
+    if method != "next":  # nothing to train
+        return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
+    with progress_bar(f"training {method}", hparams.get("epochs", NEXT_DEFAULTS["epochs"])) as advance:
+        return fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams), traj
 
 
 def horizon_option(func):
@@ -40,12 +54,7 @@ def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_js
     """
     run = open_run()
     hparams = {"seed": seed, "epochs": epochs, "group_by": group_by} if method == "next" else {}
-    traj = None
-    if REGISTRY[method].needs_trajectories:
-        with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
-            traj = trajectories(run, horizon=horizon, progress=advance)
-    with progress_bar(f"training {method}", epochs if method == "next" else 1) as advance:
-        predictor = fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams)
+    predictor, _ = fit_with_progress(run, method, horizon, hparams)
     path = save_predictor(predictor, out, force=force)
     info = predictor.fit_info
     summary = {"predictor": str(path), "method": method, "horizon": horizon, "steps": run.steps,

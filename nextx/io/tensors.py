@@ -39,10 +39,8 @@ class SafetensorsFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            with safe_open(str(self.path), framework="pt") as handle:
-                slices = {key: handle.get_slice(key) for key in handle.keys()}
-                self._shapes = {key: tuple(piece.get_shape()) for key, piece in slices.items()}
-                self._dtypes = {key: piece.get_dtype() for key, piece in slices.items()}
+            with safe_open(str(self.path), framework="pt"):
+                pass  # the library validates the header against the file (offsets, size, dtypes)
             with open(self.path, "rb") as raw:
                 (length,) = struct.unpack("<Q", raw.read(8))
                 header = json.loads(raw.read(length))
@@ -52,8 +50,12 @@ class SafetensorsFile:
                 path=self.path,
                 hint="The file is corrupt or truncated; re-save or re-download this checkpoint.",
             ) from None
+        header.pop("__metadata__", None)
+        header = dict(sorted(header.items()))  # names in sorted order, as the safetensors library lists them
         self._data_start = 8 + length
-        self._ranges = {key: tuple(header[key]["data_offsets"]) for key in self._shapes}
+        self._shapes = {key: tuple(info["shape"]) for key, info in header.items()}
+        self._dtypes = {key: info["dtype"] for key, info in header.items()}
+        self._ranges = {key: tuple(info["data_offsets"]) for key, info in header.items()}
 
     def keys(self) -> list[str]:
         return list(self._shapes)
