@@ -53,14 +53,33 @@ class BacktestReport:
                 "methods": self.methods, "best": self.best}
 
 
+def _root_ratio(num: float, den: float, empty: float) -> float:
+    """√(num/den) for two sums of squares. Gram expansions of ‖X‖² can round to tiny negatives (−1e-17
+    when a method predicts exactly), so both are clamped at 0; a zero denominator gives ``empty``."""
+    num, den = max(num, 0.0), max(den, 0.0)
+    return math.sqrt(num / den) if den > 0 else empty
+
+
 def _scores(sums: _Sums) -> dict:
+    """Scores of one method from its sums; non-finite sums give NaN scores (never a winner)."""
+    if not all(math.isfinite(v) for v in (sums.error, sums.stay, sums.actual, sums.dot, sums.predicted)):
+        nan = float("nan")
+        return dict.fromkeys(("rel_error", "error_vs_stay", "gain_over_stay", "cosine", "coef_scale"), nan)
+    error_vs_stay = _root_ratio(sums.error, sums.stay, 1.0)
+    predicted, stay = max(sums.predicted, 0.0), max(sums.stay, 0.0)
     return {
-        "rel_error": math.sqrt(sums.error / sums.actual) if sums.actual > 0 else 0.0,
-        "error_vs_stay": math.sqrt(sums.error / sums.stay) if sums.stay > 0 else 1.0,
-        "gain_over_stay": 1 - math.sqrt(sums.error / sums.stay) if sums.stay > 0 else 0.0,
-        "cosine": sums.dot / math.sqrt(sums.predicted * sums.stay) if sums.predicted > 0 and sums.stay > 0 else 0.0,
-        "coef_scale": sums.dot / sums.predicted if sums.predicted > 0 else 0.0,
+        "rel_error": _root_ratio(sums.error, sums.actual, 0.0),
+        "error_vs_stay": error_vs_stay,
+        "gain_over_stay": 1 - error_vs_stay if stay > 0 else 0.0,
+        "cosine": sums.dot / math.sqrt(predicted * stay) if predicted > 0 and stay > 0 else 0.0,
+        "coef_scale": sums.dot / predicted if predicted > 0 else 0.0,
     }
+
+
+def best_method(methods: dict[str, dict]) -> str:
+    """The method with the lowest finite rel_error ("stay" if none is finite): NaN never wins."""
+    finite = {m: s["rel_error"] for m, s in methods.items() if math.isfinite(s["rel_error"])}
+    return min(finite, key=finite.get) if finite else "stay"
 
 
 def backtest(
@@ -120,7 +139,7 @@ def backtest(
                                                                  zip(held, sums[method], strict=True)}}
         if method == "next":
             report.methods[method]["fit_seconds"] = predictors[method].fit_info.get("fit_seconds")
-    report.best = min(methods, key=lambda m: report.methods[m]["rel_error"])
+    report.best = best_method(report.methods)
     return report
 
 

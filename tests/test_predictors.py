@@ -127,3 +127,23 @@ def test_unknown_method():
 
     with pytest.raises(PredictorError, match="unknown method"):
         make_predictor("magic")
+
+
+def test_scores_survive_round_off_and_nan():
+    """A method that predicts exactly can leave a Gram-expanded ‖error‖² of −1e-17: no crash, 0 error;
+    NaN scores never win, and JSON never holds a bare NaN."""
+    import json
+    import math
+
+    from nextx.backtest import _scores, _Sums, best_method
+    from nextx.io.write import dumps_json
+
+    exact = _scores(_Sums(error=-1e-17, stay=4.0, actual=9.0, dot=4.0, predicted=4.0 - 1e-16))
+    assert exact["rel_error"] == 0.0 and exact["error_vs_stay"] == 0.0 and exact["gain_over_stay"] == 1.0
+    assert exact["coef_scale"] == pytest.approx(1.0) and exact["cosine"] == pytest.approx(1.0)
+    broken = _scores(_Sums(error=float("nan"), stay=4.0, actual=9.0, dot=1.0, predicted=1.0))
+    assert math.isnan(broken["rel_error"])
+    methods = {"next": broken, "linear": {"rel_error": 0.5}, "stay": {"rel_error": 0.7}}
+    assert best_method(methods) == "linear"
+    assert best_method({"next": broken}) == "stay"
+    assert json.loads(dumps_json({"next": broken}))["next"]["rel_error"] is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import Iterator
 
 import click
@@ -21,6 +20,7 @@ from rich.progress import (
 from nextx import __version__
 from nextx.io.discover import LAYOUT_NAMES, parse_checkpoint_args
 from nextx.io.run import Run, load_run
+from nextx.io.write import dumps_json
 
 console = Console(stderr=True, highlight=False)
 
@@ -54,7 +54,7 @@ def run_options(func):
 
 def emit_json(payload: dict) -> None:
     """One JSON object on stdout, with the nextx version."""
-    click.echo(json.dumps({"nextx_version": __version__, **payload}, indent=None, default=float))
+    click.echo(dumps_json({"nextx_version": __version__, **payload}, indent=None))
 
 
 @contextlib.contextmanager

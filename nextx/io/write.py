@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -67,5 +68,21 @@ def copy_model_files(base: Path, out: Path) -> None:
             shutil.copy2(base / name, out / name)
 
 
+def json_safe(value):
+    """``value`` with every non-finite float (NaN, ±Inf) replaced by None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps_json(payload: dict, indent: int | None = 2) -> str:
+    """Strict JSON (no bare NaN/Infinity), numbers that are not floats (numpy, torch) as floats."""
+    return json.dumps(json_safe(payload), indent=indent, default=float, allow_nan=False)
+
+
 def write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    path.write_text(dumps_json(payload) + "\n")
