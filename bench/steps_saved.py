@@ -1,60 +1,80 @@
-"""Benchmark: does NExt save RLVR steps on the embedded default? (issue goal: ≥ 50% fewer steps)
+"""Benchmark: how many RLVR steps does a jump save on the embedded default? Paired, ≥ 5 seeds.
 
-For each seed: vanilla GRPO, and GRPO with a jump (NExt, RELEX, two-point linear) at the same step
-and α; greedy held-out accuracy of every checkpoint; steps and wall-clock (fit + extrapolation
-included) to first reach the vanilla run's final accuracy. Prints a table of mean ± spread.
+For each seed: vanilla GRPO and one run per arm (NExt, RELEX, two-point linear, each jumping the
+same number of steps ahead; "reward": the candidate that beats staying on the validation prompts,
+or no jump), identical up to the jump. Exact accuracy of every checkpoint on the task's test
+population; `nextx.measure` maps post-jump checkpoints to vanilla's equivalent step. Prints mean
+steps saved with a 95% interval over seeds, the paired accuracy difference, and wall-clock.
 
-    python bench/steps_saved.py --seeds 0 1 2
+    python bench/steps_saved.py --seeds 5 --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import tempfile
-from dataclasses import asdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from nextx.train.demo import DemoConfig, run_demo
+from nextx.train.demo import ARMS, DemoConfig, run_seed, write_report
 
-METHODS = ("next", "relex", "linear")
+
+def _one_seed(out: Path, config: DemoConfig, seed: int, threads: int) -> tuple[int, dict]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return seed, run_seed(out, config, seed, log=lambda m: None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms")
     parser.add_argument("--task", default="addition")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (1 torch thread each when > 1)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="nextx-steps-"))
-    reports = []
-    for seed in args.seeds:
-        config = DemoConfig(task=args.task, seed=seed)
-        reports.append(run_demo(root / f"seed{seed}", config, log=lambda m: None, methods=METHODS))
-        r = reports[-1]
-        print(f"seed {seed}: target {r['target_accuracy']:.3f}; steps to target " +
-              ", ".join(f"{k} {v}" for k, v in r["steps_to_target"].items()), flush=True)
-    print(f"\nconfig: {json.dumps(asdict(DemoConfig(task=args.task)))}")
-    print("| run | steps to vanilla's final acc. (mean ± sd) | % steps saved (mean ± sd) | wall-clock s (mean) |")
-    print("|---|---|---|---|")
-    for name in ("vanilla", *METHODS):
-        steps = [r["steps_to_target"][name] for r in reports]
-        reached = [s for s in steps if s is not None]
-        saved = [r["steps_saved_pct_by_method"].get(name) for r in reports] if name != "vanilla" else [0.0] * len(reports)
-        saved = [s for s in saved if s is not None]
-        clock = [r["wall_clock_to_target_s"][name] for r in reports if r["wall_clock_to_target_s"][name] is not None]
-        print(f"| {name} | {_ms(reached)} (reached {len(reached)}/{len(steps)}) | {_ms(saved)} | "
-              f"{statistics.fmean(clock):.0f} |" if clock else f"| {name} | never | – | – |")
-    (root / "summary.json").write_text(json.dumps(reports, indent=2))
-    print(f"\nruns and reports in {root}")
+    root.mkdir(parents=True, exist_ok=True)
+    config = replace(DemoConfig(), task=args.task, seeds=tuple(range(args.seeds)),
+                     arms=tuple(a.strip() for a in args.arms.split(",")), **({"steps": args.steps} if args.steps else {}))
+    config.check()
+    from nextx.train.tiny_model import tiny_model_path
+
+    tiny_model_path(config.task)  # build once, before the workers
+    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    results = {}
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_one_seed, root, config, seed, threads) for seed in config.seeds]
+        for future in futures:
+            seed, result = future.result()
+            results[str(seed)] = result
+            print(f"seed {seed} done: final accuracy " + ", ".join(
+                f"{arm} {curve[max(curve)]:.3f}" for arm, curve in result["curves"].items()), flush=True)
+    report = write_report(root, config, dict(sorted(results.items())))
+    print(f"\nconfig: {json.dumps(asdict(config))}")
+    print(f"evaluation: exact accuracy on {report['evaluation']['prompts']} prompts ({report['evaluation']['what']})")
+    print(f"vanilla: {report['vanilla_wall_seconds']:.0f} s per run (mean)\n")
+    print("| arm | steps saved, mean (95% CI) | % of vanilla's steps saved (95% CI) | accuracy Δ vs vanilla at equal "
+          "steps, points (95% CI) | jumped (seeds) | wall s (incl. jump) |")
+    print("|---|---|---|---|---|---|")
+    for arm, a in report["arms"].items():
+        delta = a["paired_accuracy_delta"]
+        print(f"| {arm} | {_ci(a['steps_saved'], a['steps_saved_ci95'])} | "
+              f"{_ci(a['steps_saved_pct'], a['steps_saved_pct_ci95'], '%')} | "
+              f"{_ci(100 * delta['mean'], [None if v is None else 100 * v for v in delta['ci95']], '', 1)} | "
+              f"{a['jumped']}/{len(config.seeds)} | {a['wall_seconds']:.0f} |")
+    print(f"\n{report['headline']}\nruns, report.json and accuracy.png in {root}")
 
 
-def _ms(values: list[float]) -> str:
-    if not values:
-        return "–"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.0f} ± {sd:.0f}"
+def _ci(mean: float, ci: list, unit: str = "", digits: int = 0) -> str:
+    if ci[0] is None:
+        return f"{mean:+.{digits}f}{unit}"
+    return f"{mean:+.{digits}f}{unit} ({ci[0]:+.{digits}f} to {ci[1]:+.{digits}f})"
 
 
 if __name__ == "__main__":

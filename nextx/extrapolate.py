@@ -47,8 +47,13 @@ class Extrapolation:
     _predictions: dict[str, Prediction] | None = field(default=None, repr=False)
 
     @property
+    def ahead(self) -> float:
+        """Training steps past the last checkpoint that this jump stands for."""
+        return self.predictor.ahead_for_coef(self.coef, self.run.steps)
+
+    @property
     def target_step(self) -> float:
-        return self.run.steps[-1] + self.coef * self.predictor.horizon_steps(self.run.steps)
+        return self.run.steps[-1] + self.ahead
 
     def module_update(self, name: str) -> tuple[FactorStack, FactoredUpdate]:
         """(the module's stack, Ŵ − W₀ for it), reading only that module (and only the checkpoints
@@ -90,7 +95,7 @@ class Extrapolation:
     def _record(self, fmt: str, **extra) -> dict:
         return {
             "format": fmt, "source": self.run.source, "layout": self.run.layout, "steps": self.run.steps,
-            "method": self.predictor.name, "coef": self.coef, "horizon": self.predictor.horizon,
+            "method": self.predictor.name, "ahead_steps": self.ahead, "coef": self.coef, "horizon": self.predictor.horizon,
             "horizon_steps": self.predictor.horizon_steps(self.run.steps), "target_step": self.target_step,
             "base": str(self.run.base) if self.run.base else None, **self.provenance, **extra,
         }
@@ -208,20 +213,43 @@ def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float])
     return config
 
 
-def extrapolate(run: Run, predictor: Predictor, *, coef: float | None = None, to_step: float | None = None,
-                provenance: dict | None = None, progress=None, traj: Trajectories | None = None) -> Extrapolation:
-    """Ŵ = W_T + α·ΔŴ with α given, or α for "the weights at step ``to_step``" (``traj``: the run's
-    rank-1 trajectories if already computed, e.g. for `fit`)."""
+MAX_AHEAD_RUNS = 10  # a jump may reach at most this many times the run's length past its last checkpoint
+
+
+def check_ahead(ahead: float, steps: list[int]) -> None:
+    """PredictorError unless 0 ≤ ``ahead`` ≤ 10× the run's length (in training steps)."""
+    limit = MAX_AHEAD_RUNS * steps[-1]
+    if not math.isfinite(ahead) or ahead < 0:
+        raise PredictorError(f"a jump of {ahead:g} steps ahead is not a forward jump",
+                             hint=f"Pass --ahead N with N ≥ 0 steps past the last checkpoint (step {steps[-1]}).")
+    if ahead > limit:
+        raise PredictorError(
+            f"a jump of {ahead:g} steps past step {steps[-1]} is more than {MAX_AHEAD_RUNS}× the run's length",
+            hint=f"Jump at most {limit:g} steps ahead (--to-step ≤ {steps[-1] + limit:g}); the run has seen "
+                 f"{steps[-1]} steps.")
+
+
+def extrapolate(run: Run, predictor: Predictor, *, ahead: float | None = None, to_step: float | None = None,
+                coef: float | None = None, provenance: dict | None = None, progress=None,
+                traj: Trajectories | None = None) -> Extrapolation:
+    """Ŵ for the weights ``ahead`` training steps past the last checkpoint (or at step ``to_step``);
+    ``coef`` gives the method's own α instead. ``traj``: the run's rank-1 trajectories if already
+    computed (e.g. by `fit`)."""
     from nextx.fit import check_predictor_matches
 
     check_predictor_matches(predictor, run)
     if traj is not None and traj.steps != run.steps:
         raise PredictorError(f"the trajectories given are of steps {traj.steps}, the run has {run.steps}",
                              hint="Compute them on this run: nextx.trajectories(run).")
-    if (coef is None) == (to_step is None):
-        raise PredictorError("give exactly one of --coef and --to-step")
+    if sum(x is not None for x in (ahead, to_step, coef)) != 1:
+        raise PredictorError("give exactly one of --ahead, --to-step and --coef")
     if to_step is not None:
-        coef = predictor.coef_for_step(to_step, run.steps)
-    if not math.isfinite(coef) or coef < 0 or coef > 10:
-        raise PredictorError(f"coefficient α = {coef:g} is out of range", hint="Use 0 ≤ α ≤ 10 (the paper uses 0.5–2.5).")
+        predictor.coef_for_step(to_step, run.steps)  # refuses a step before the last checkpoint
+        ahead = to_step - run.steps[-1]
+    if coef is not None:
+        if not math.isfinite(coef):
+            raise PredictorError(f"coefficient α = {coef:g} is not a number", hint="Pass --ahead N (steps) instead.")
+        ahead = predictor.ahead_for_coef(coef, run.steps)
+    check_ahead(ahead, run.steps)
+    coef = coef if coef is not None else predictor.coef_for_ahead(ahead, run.steps)
     return Extrapolation(run, predictor, float(coef), dict(provenance or {}), progress, traj)

@@ -52,18 +52,31 @@ def plot_backtest(report: dict, path: str | Path) -> Path:
 
 
 def plot_demo(report: dict, path: str | Path) -> Path:
-    """Held-out accuracy vs step for vanilla and NExt runs, the jump(s) marked."""
+    """Left: accuracy vs step, mean over seeds per arm with the seeds' 95% band, the jump marked.
+    Right: steps saved per arm, mean and 95% interval over seeds."""
+    from nextx.measure import Interval
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, curve in report["accuracy"].items():
-        steps = [int(s) for s in curve]
-        ax.plot(steps, [100 * v for v in curve.values()], marker="o", markersize=3, label=name)
-    for jump in report["jumps"]:
-        ax.axvline(jump["step"], color="gray", linestyle="--")
-        ax.annotate(f"NExt jump (α={jump['coef']:.2g})", (jump["step"], ax.get_ylim()[0]), rotation=90, fontsize=8,
-                    va="bottom", ha="right")
-    ax.axhline(100 * report["target_accuracy"], color="gray", linewidth=0.8)
-    ax.set(xlabel="GRPO step", ylabel="held-out greedy accuracy (%)", title=report.get("verdict", ""))
-    ax.title.set_fontsize(9)
-    ax.legend()
+    fig, (ax, ax_saved) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    seeds = list(report["accuracy"])
+    for arm in ("vanilla", *report["arms"]):
+        steps = sorted({int(s) for seed in seeds for s in report["accuracy"][seed][arm]})
+        stats = [Interval.of([100 * report["accuracy"][seed][arm][str(s)] for seed in seeds]) for s in steps]
+        line = ax.plot(steps, [i.mean for i in stats], marker="o", markersize=3, label=arm)[0]
+        if len(seeds) > 1:
+            ax.fill_between(steps, [i.low for i in stats], [i.high for i in stats], color=line.get_color(), alpha=0.15)
+    ax.axvline(report["config"]["next_at"], color="gray", linestyle="--", linewidth=0.8)
+    ax.set(xlabel="GRPO step", ylabel="exact test accuracy (%)",
+           title=f"mean of {len(seeds)} seed(s)" + (", 95% band" if len(seeds) > 1 else ""))
+    ax.legend(fontsize="small")
+    names = list(report["arms"])
+    means = [report["arms"][a]["steps_saved"] for a in names]
+    lows = [report["arms"][a]["steps_saved_ci95"][0] for a in names]
+    highs = [report["arms"][a]["steps_saved_ci95"][1] for a in names]
+    errors = None if None in lows else [[m - lo for m, lo in zip(means, lows, strict=True)],
+                                        [hi - m for m, hi in zip(means, highs, strict=True)]]
+    ax_saved.bar(names, means, yerr=errors, capsize=6, color="tab:blue", alpha=0.7)
+    ax_saved.axhline(0, color="black", linewidth=0.8)
+    ax_saved.set(ylabel="steps saved vs vanilla", title="steps saved (95% CI)" if errors else "steps saved (1 seed)")
+    fig.suptitle(report.get("headline", ""), fontsize=8)
     return _save(plt, fig, path)

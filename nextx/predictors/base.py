@@ -2,8 +2,8 @@
 
 ``offset`` and ``ΔŴ`` are `FactoredUpdate`s (combinations of the run's own checkpoint deltas plus
 rank-1 terms), so predictions, their errors and the adapters written from them stay exact and
-never form an m×n matrix. α = 0 with no offset is "stay". ``horizon_steps`` converts a target
-step S into α = (S − step_T) / horizon_steps.
+never form an m×n matrix. α = 0 with no offset is "stay". α is each method's own unit; users speak
+in training steps: ``ahead`` steps past the last checkpoint is α = ahead / horizon_steps.
 """
 
 from __future__ import annotations
@@ -84,7 +84,15 @@ class Predictor(ABC):
                 f"--to-step {target_step:g} is before the last checkpoint (step {steps[-1]})",
                 hint="Extrapolation goes forward: pass a later step.",
             )
-        return (target_step - steps[-1]) / self.horizon_steps(steps)
+        return self.coef_for_ahead(target_step - steps[-1], steps)
+
+    def coef_for_ahead(self, ahead: float, steps: list[int]) -> float:
+        """α for "``ahead`` training steps past the last checkpoint" (α is this method's own unit)."""
+        return ahead / self.horizon_steps(steps)
+
+    def ahead_for_coef(self, coef: float, steps: list[int]) -> float:
+        """Training steps past the last checkpoint that α stands for."""
+        return coef * self.horizon_steps(steps)
 
     # -- persistence: JSON-able state plus named tensors (saved as safetensors, never pickled)
     def state(self) -> tuple[dict, dict[str, torch.Tensor]]:

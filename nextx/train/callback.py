@@ -1,29 +1,33 @@
 """`NExtCallback`: NExt in the loop of any transformers/TRL trainer training a PEFT LoRA model.
 
-At the checkpoint of step T (and every N steps after, with ``every``), the callback fits ``method``
-on the run's checkpoints so far (``args.output_dir``, TRL layout), extrapolates
+At the checkpoint of step T (and every N steps after, with ``every``), the callback reads the run's
+checkpoints so far (``args.output_dir``, TRL layout), decides the jump with `nextx.choose.choose_jump`
+— a given method and steps ahead, the weight-space backtest's choice (``"auto"``), or, with
+``select="reward"`` and a ``scorer``, the candidate that beats staying on the scorer's items by more
+than ``min_se`` paired standard errors (else no jump) — and writes
 
-    Ŵ = W_T + α·ΔŴ
+    Ŵ = W_T + α·ΔŴ            (α: the method's unit for ``ahead`` training steps)
 
-and writes Ŵ into the live LoRA weights. The live adapter keeps its rank r, so Ŵ − W₀ (rank r+1 for
-NExt) is replaced by its best rank-r approximation; the relative error is logged in ``self.jumps``.
-Adam's moments of the LoRA parameters are cleared (they describe the old factors); the learning
-rate schedule and the step counter continue. The checkpoint at T keeps the pre-jump weights, so the
+into the live LoRA weights. The live adapter keeps its rank r, so Ŵ − W₀ (rank r+1 for NExt) is
+replaced by its best rank-r approximation; the relative error is logged in ``self.jumps``. Adam's
+moments of the LoRA parameters are cleared (they describe the old factors); the learning rate
+schedule and the step counter continue. The checkpoint at T keeps the pre-jump weights, so the
 run's history stays the real trajectory.
 
-    trainer = GRPOTrainer(..., peft_config=lora, callbacks=[NExtCallback(at=100, coef=1.0)])
+    trainer = GRPOTrainer(..., peft_config=lora, callbacks=[NExtCallback(at=100, ahead=50)])
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import time
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from nextx.backtest import auto_choice, backtest
-from nextx.extrapolate import extrapolate
-from nextx.fit import fit
+from nextx.choose import choose_jump
 from nextx.io.run import load_run
 from nextx.lowrank import factors_of, truncate
 
@@ -31,12 +35,29 @@ LORA_PREFIX = "base_model.model."
 
 
 class NExtCallback(TrainerCallback):
-    """Jump the live LoRA weights to NExt's prediction right after the checkpoint at step ``at``."""
+    """Jump the live LoRA weights right after the checkpoint at step ``at`` (and every ``every`` steps).
 
-    def __init__(self, at: int, every: int | None = None, method: str = "next", coef: float | str = 1.0,
-                 horizon: int = 3, hparams: dict | None = None, log=None):
-        self.at, self.every, self.method, self.coef = at, every, method, coef
+    Args:
+        at: the training step (a checkpoint step) of the first jump.
+        every: jump again every this many steps after ``at`` (None: once).
+        method: next | relex | linear | auto (the backtest's or, with reward selection, any candidate).
+        ahead: training steps past the checkpoint to jump, or "auto" (weight-space calibration);
+            None: one horizon (``horizon`` checkpoint intervals).
+        horizon: NExt's target horizon, in checkpoints.
+        hparams: NExt's hyper-parameters (e.g. {"lr": 3e-4}).
+        select: "weights" (as given / backtest) or "reward" (needs ``scorer``).
+        scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
+        min_se: a reward-selected jump must beat staying by more than this many paired SE.
+        coef: the method's own α instead of ``ahead`` (advanced).
+        log: a function taking one line per jump (and per candidate).
+    """
+
+    def __init__(self, at: int, every: int | None = None, method: str = "next", ahead: float | str | None = None,
+                 horizon: int = 3, hparams: dict | None = None, select: str = "weights", scorer=None,
+                 min_se: float = 2.0, coef: float | None = None, log=None):
+        self.at, self.every, self.method, self.ahead, self.coef = at, every, method, ahead, coef
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
+        self.select, self.scorer, self.min_se = select, scorer, min_se
         self.jumps: list[dict] = []
 
     def due(self, step: int) -> bool:
@@ -50,21 +71,42 @@ class NExtCallback(TrainerCallback):
             return control
         start = time.perf_counter()
         run = load_run(args.output_dir, layout="trl")
-        method, coef = self.method, self.coef
-        if method == "auto" or coef == "auto":
-            report = backtest(run, holdout=2, horizon=self.horizon, hparams={"next": self.hparams})
-            method, auto_coef = auto_choice(report, None if method == "auto" else method)
-            coef = auto_coef if coef == "auto" else coef
-        predictor = fit(run, method, horizon=self.horizon, **(self.hparams if method == "next" else {}))
-        errors = load_into_live_model(model, extrapolate(run, predictor, coef=float(coef)))
-        reset_adam_moments(optimizer)
-        jump = {"step": state.global_step, "method": method, "coef": float(coef), "seconds": time.perf_counter() - start,
+        ahead = self.ahead
+        if ahead is None and self.coef is None and self.select == "weights":
+            ahead = float(self.horizon * (run.steps[-1] - run.steps[-2] if len(run.steps) > 1 else run.steps[-1]))
+        with preserved_rng():  # fitting and scoring must not shift the training's random streams
+            choice = choose_jump(run, method=self.method, ahead=ahead, coef=self.coef, horizon=self.horizon,
+                                 select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
+                                 hparams={"next": self.hparams}, log=self.log)
+        errors = {}
+        if choice.jump:
+            errors = load_into_live_model(model, choice.extrapolation)
+            reset_adam_moments(optimizer)
+        jump = {"step": state.global_step, "jumped": choice.jump, "method": choice.method, "ahead_steps": choice.ahead,
+                "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
+                "reason": choice.reason, "seconds": time.perf_counter() - start,
+                "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
                 "max_rank_error": max(errors.values(), default=0.0)}
         self.jumps.append(jump)
         if self.log:
-            self.log(f"step {jump['step']}: NExt jump ({method}, α = {jump['coef']:.3g}) in {jump['seconds']:.1f} s, "
-                     f"rank-truncation error ≤ {jump['max_rank_error']:.2e}")
+            if choice.jump:
+                self.log(f"step {jump['step']}: jump ({choice.method}, {choice.ahead:.0f} steps ahead, "
+                         f"α = {jump['coef']:.3g}) in {jump['seconds']:.1f} s ({choice.reason}), "
+                         f"rank-truncation error ≤ {jump['max_rank_error']:.2e}")
+            else:
+                self.log(f"step {jump['step']}: no jump — {choice.reason} ({jump['seconds']:.1f} s)")
         return control
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Restore torch's, Python's and NumPy's global random states on exit, so a run that decides not
+    to jump continues exactly as if the callback had not run (paired comparisons rely on it)."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        yield
+    random.setstate(py_state)
+    np.random.set_state(np_state)
 
 
 def _lora_layers(model) -> dict[str, torch.nn.Module]:

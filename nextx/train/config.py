@@ -37,9 +37,11 @@ class GRPORunConfig:
     next_at: int | None = None
     next_every: int | None = None
     next_method: str = "next"
-    next_coef: float | str = 1.0
+    next_ahead: float | str | None = None  # steps past the checkpoint, "auto", or None = one horizon
     next_horizon: int = 3
     next_lr: float | None = None  # NExt predictor lr; None = paper's 2e-5 (see README for tiny models)
+    next_select: str = "weights"  # weights (as given / backtest) | reward (the task's validation verifier)
+    next_eval_size: int = 500  # validation prompts scored per candidate with next_select="reward"
 
     def __post_init__(self):
         if self.task is None and self.dataset is None:
@@ -59,6 +61,15 @@ class GRPORunConfig:
                     f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
                     hint="Jump later, save more often, or lower the horizon.",
                 )
+        if self.next_select not in ("weights", "reward"):
+            raise NextxError(f"unknown --next-select {self.next_select!r}", hint="Choose weights or reward.")
+        if self.next_select == "reward" and self.task is None:
+            raise NextxError("--next-select reward needs a built-in --task (its verifier scores the candidates)",
+                             hint="Use --next-select weights, or NExtCallback(select='reward', scorer=...) in Python.")
+        if isinstance(self.next_ahead, str) and self.next_ahead != "auto":
+            raise NextxError(f"--next-ahead {self.next_ahead!r} is neither a number of steps nor 'auto'")
+        if isinstance(self.next_ahead, float | int) and self.next_ahead < 0:
+            raise NextxError(f"--next-ahead {self.next_ahead:g} is negative", hint="Jumps go forward: steps ≥ 0.")
         if self.verifier not in ("exact", "math"):
             raise NextxError(f"unknown verifier {self.verifier!r}", hint="Choose exact or math.")
 

@@ -1,26 +1,39 @@
-"""`nextx demo`: does NExt save RLVR steps? Vanilla GRPO vs GRPO with a NExt jump, same start.
+"""`nextx demo` (and `bench/steps_saved.py`): does a jump save RLVR steps? Paired runs, an interval.
 
-1. the embedded tiny model and task (built once, cached);
-2. vanilla GRPO for ``steps`` steps, a checkpoint every ``save_every``;
-3. the same run with `NExtCallback` jumping at ``next_at`` (fit on the checkpoints so far,
-   Ŵ = W_T + α·ΔŴ loaded into the live adapter), then GRPO continues;
-4. greedy held-out accuracy (500 prompts) of every checkpoint of both runs;
-5. steps (and wall-clock, fit + extrapolation included) for each run to first reach the vanilla
-   run's final accuracy, and the % saved — reported as measured, also when it is zero or negative.
+For each seed:
+1. vanilla GRPO for ``steps`` steps on the embedded tiny model, a checkpoint every ``save_every``;
+2. one run per arm, identical to vanilla up to the jump (same seed, data order, every step before
+   it), jumping right after the checkpoint at ``next_at`` (arms: a method jumping ``next_ahead``
+   steps ahead, or "reward": the candidate that beats staying on the validation prompts, or none);
+3. exact accuracy of every checkpoint on the task's test population (all prompts minus the
+   validation ones: no sampling noise). An arm's checkpoints before the jump are vanilla's (the
+   checkpoint at the jump is scored in both, as a check of the pairing);
+4. `nextx.measure`: each post-jump checkpoint mapped to the vanilla step of equal accuracy
+   (isotonic fit of vanilla's curve); steps saved per seed, then the mean with a 95% interval over
+   seeds, the paired accuracy difference, and wall-clock (jump time included).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from nextx.errors import NextxError
+from nextx.measure import Interval, seed_savings, summarize
 from nextx.train.config import GRPORunConfig
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run
 from nextx.train.tasks import get_task
 from nextx.train.tiny_model import tiny_model_path
+
+ARMS = {  # arm → the jump's GRPORunConfig fields (None: the config's next_ahead)
+    "next": {"next_method": "next", "next_ahead": None},
+    "relex": {"next_method": "relex", "next_ahead": None},
+    "linear": {"next_method": "linear", "next_ahead": None},
+    "reward": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward"},
+}
 
 
 @dataclass
@@ -29,59 +42,82 @@ class DemoConfig:
     steps: int = 400
     save_every: int = 25
     next_at: int = 150
-    next_method: str = "next"
-    next_coef: float = 1.5
+    next_ahead: float = 100.0  # training steps past the checkpoint at next_at
     next_horizon: int = 3
     next_lr: float = 3e-4  # NExt predictor lr for 96–256-long vectors (the paper's 2e-5 suits 1.5k–5k)
     learning_rate: float = 3e-4  # GRPO lr (see README for why)
     prompts_per_step: int = 16
-    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1)
+    arms: tuple[str, ...] = ("next",)
+    eval_size: int = 500  # validation prompts per candidate for the "reward" arm
+    extra: dict = field(default_factory=dict)  # further GRPORunConfig fields for every run
+
+    def check(self) -> None:
+        """NextxError for a demo that cannot measure anything."""
+        if self.steps <= self.next_at:
+            raise NextxError(f"--steps {self.steps} leaves no step after the jump at step {self.next_at}",
+                             hint=f"Train longer than the jump: --steps {self.next_at + 4 * self.save_every} or more.")
+        if not self.seeds:
+            raise NextxError("the demo needs at least one seed")
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise NextxError(f"unknown arm {unknown[0]!r}", hint=f"Choose from: {', '.join(ARMS)}.")
+
+    def run_config(self, out: Path, seed: int, arm: str | None = None) -> GRPORunConfig:
+        base = GRPORunConfig(output_dir=str(out), task=self.task, steps=self.steps, save_every=self.save_every,
+                             seed=seed, learning_rate=self.learning_rate, prompts_per_step=self.prompts_per_step,
+                             **self.extra)
+        if arm is None:
+            return base
+        fields = {**ARMS[arm]}
+        if fields["next_ahead"] is None:
+            fields["next_ahead"] = self.next_ahead
+        elif fields["next_ahead"] == "grid":
+            fields["next_ahead"] = None
+        return replace(base, next_at=self.next_at, next_horizon=self.next_horizon, next_lr=self.next_lr,
+                       next_eval_size=self.eval_size, **fields)
 
 
-def first_reaching(curve: dict[int, float], target: float) -> int | None:
-    """First step whose accuracy ≥ target."""
-    return next((step for step, acc in sorted(curve.items()) if acc >= target - 1e-12), None)
-
-
-def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: tuple[str, ...] = ("next",),
-             console=None) -> dict:
-    """Vanilla and one jumped run per method; curves and the comparison; out/report.json + accuracy.png."""
+def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) -> dict:
+    """One seed: vanilla and every arm trained and scored; {"curves", "seconds", "jumps"} by arm."""
     task = get_task(config.task)
     base = tiny_model_path(config.task, log=log)
-    grpo = GRPORunConfig(output_dir=str(out / "vanilla"), task=config.task, steps=config.steps,
-                         save_every=config.save_every, seed=config.seed, learning_rate=config.learning_rate,
-                         prompts_per_step=config.prompts_per_step)
-    log(f"vanilla GRPO: {config.steps} steps on {config.task} (checkpoint every {config.save_every})")
-    start = time.perf_counter()
-    train(grpo, log=log, console=console)
-    train_seconds = {"vanilla": time.perf_counter() - start}
-    for method in methods:
-        log(f"GRPO with a {method} jump at step {config.next_at} (α = {config.next_coef})")
-        jumped = replace(grpo, output_dir=str(out / method), next_at=config.next_at, next_method=method,
-                         next_coef=config.next_coef, next_horizon=config.next_horizon, next_lr=config.next_lr)
+    curves, seconds, jumps = {}, {}, {}
+    for arm in (None, *config.arms):
+        name = arm or "vanilla"
+        run_dir = out / f"seed{seed}" / name
+        log(f"seed {seed}: {name} GRPO, {config.steps} steps" + (f", jump at step {config.next_at}" if arm else ""))
         start = time.perf_counter()
-        train(jumped, log=log, console=console)
-        train_seconds[method] = time.perf_counter() - start
-    log("evaluating every checkpoint on the 500 held-out prompts")
-    curves = {name: evaluate_run(out / name, task, base) for name in ("vanilla", *methods)}
-    target = curves["vanilla"][max(curves["vanilla"])]
-    reach = {name: first_reaching(curve, target) for name, curve in curves.items()}
-    jumps = {m: json.loads((out / m / "nextx-train.json").read_text())["jumps"] for m in methods}
-    seconds = {name: _seconds_to(reach[name], train_seconds[name], config.steps, jumps.get(name, []))
-               for name in curves}
-    saved = {m: _saved(reach["vanilla"], reach[m]) for m in methods}
-    headline = methods[0]
-    report = {
-        "config": asdict(config), "base_model": str(base), "target_accuracy": target,
-        "accuracy": {name: {str(k): v for k, v in sorted(c.items())} for name, c in curves.items()},
-        "steps_to_target": reach, "steps_saved_pct": saved[headline], "steps_saved_pct_by_method": saved,
-        "wall_clock_to_target_s": seconds,
-        "wall_clock_saved_s": None if None in (seconds["vanilla"], seconds[headline])
-        else seconds["vanilla"] - seconds[headline],
-        "train_seconds": train_seconds, "jumps": jumps[headline], "jumps_by_method": jumps,
-        "verdict": _verdict(saved[headline], reach[headline]),
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+        train(config.run_config(run_dir, seed, arm), log=log, console=console)
+        seconds[name] = time.perf_counter() - start
+        jumps[name] = json.loads((run_dir / "nextx-train.json").read_text())["jumps"]
+        only = None if arm is None else (lambda step: step >= config.next_at)
+        curve = evaluate_run(run_dir, task, base, population=True, only=only)
+        if arm is not None:  # before the jump the arm is the vanilla run
+            curve = {**{s: a for s, a in curves["vanilla"].items() if s < config.next_at}, **curve}
+        curves[name] = curve
+    return {"curves": curves, "seconds": seconds, "jumps": jumps}
+
+
+def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, console=None) -> dict:
+    """Vanilla and every arm for every seed; the measure; out/report.json (+ accuracy.png)."""
+    config.check()
+    results = {str(seed): run_seed(out, config, seed, log, console) for seed in config.seeds}
+    return write_report(out, config, results, log)
+
+
+def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=print) -> dict:
+    """report.json and accuracy.png from every seed's `run_seed` result."""
+    task = get_task(config.task)
+    report = build_report(config, {s: r["curves"] for s, r in results.items()},
+                          {s: r["seconds"] for s, r in results.items()}, {s: r["jumps"] for s, r in results.items()})
+    report["base_model"] = str(tiny_model_path(config.task, log=log))
+    population = task.test_population()
+    report["evaluation"] = {"prompts": len(population) if population else len(task.eval_split()),
+                            "exact": population is not None,
+                            "what": "the task's whole prompt population minus the validation prompts" if population
+                            else "the 500-prompt held-out split"}
+    (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
     try:
         from nextx.plot import plot_demo
 
@@ -91,25 +127,51 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, methods: t
     return report
 
 
-def _seconds_to(step: int | None, total_seconds: float, steps: int, jumps: list[dict]) -> float | None:
-    """Wall-clock to reach ``step``: training time per step × step, plus every jump made by then."""
-    if step is None:
-        return None
-    jump_seconds = sum(j["seconds"] for j in jumps)
-    per_step = (total_seconds - jump_seconds) / steps
-    return step * per_step + sum(j["seconds"] for j in jumps if j["step"] <= step)
+def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict) -> dict:
+    """The measure for every arm over seeds, from curves[seed][arm] = {step: accuracy}."""
+    from nextx.io.write import json_safe
+
+    arms = {}
+    for arm in config.arms:
+        per_seed = [seed_savings(curves[s]["vanilla"], curves[s][arm], config.next_at) for s in curves]
+        summary = summarize(per_seed, [seconds[s][arm] for s in curves])
+        paired_check = all(curves[s][arm].get(config.next_at) == curves[s]["vanilla"].get(config.next_at)
+                           for s in curves)
+        arms[arm] = {
+            "steps_saved": summary["steps_saved"]["mean"], "steps_saved_ci95": summary["steps_saved"]["ci95"],
+            "steps_saved_pct": summary["steps_saved_pct"]["mean"],
+            "steps_saved_pct_ci95": summary["steps_saved_pct"]["ci95"],
+            "paired_accuracy_delta": summary["paired_accuracy_delta"],
+            "wall_seconds": summary["wall_seconds"]["mean"],
+            "jumped": sum(any(j.get("jumped", True) for j in jumps[s][arm]) for s in curves),
+            "identical_before_jump": paired_check, "summary": summary,
+            "per_seed": {s: p.to_dict() for s, p in zip(curves, per_seed, strict=True)},
+        }
+    vanilla_seconds = Interval.of([seconds[s]["vanilla"] for s in curves]).mean
+    headline = config.arms[0]
+    report = {
+        "config": asdict(config), "seeds": list(config.seeds), "headline_arm": headline,
+        "accuracy": {s: {a: {str(k): v for k, v in sorted(c.items())} for a, c in arms_.items()}
+                     for s, arms_ in curves.items()},
+        "arms": arms, "vanilla_wall_seconds": vanilla_seconds, "jumps": jumps,
+        "steps_saved": arms[headline]["steps_saved"], "steps_saved_ci95": arms[headline]["steps_saved_ci95"],
+        "paired_accuracy_delta": arms[headline]["paired_accuracy_delta"],
+        "wall_seconds": {"vanilla": vanilla_seconds, **{a: arms[a]["wall_seconds"] for a in arms}},
+        "headline": headline_text(headline, arms[headline]["summary"]),
+    }
+    return json_safe(report)
 
 
-def _saved(vanilla: int | None, other: int | None) -> float | None:
-    """% fewer steps than vanilla to the target (None if either never reaches it)."""
-    if other is None or not vanilla:
-        return None
-    return 100.0 * (vanilla - other) / vanilla
+def headline_text(arm: str, summary: dict) -> str:
+    """One sentence with the interval, never a bare point estimate."""
+    from nextx.measure import interval_from_dict
 
-
-def _verdict(saved: float | None, reached: int | None) -> str:
-    if reached is None:
-        return "NExt did not reach the vanilla run's final accuracy within the step budget: no steps saved."
-    if saved <= 0:
-        return f"NExt saved no steps on this run ({saved:.0f}%)."
-    return f"NExt reached the vanilla run's final accuracy {saved:.0f}% sooner (in steps)."
+    steps = interval_from_dict(summary["steps_saved"])
+    delta = interval_from_dict(summary["paired_accuracy_delta"])
+    if steps.n < 2:
+        return (f"{arm}: {steps.mean:+.0f} steps saved on 1 seed — an anecdote, not a measurement "
+                f"(run more seeds: --seeds 0 1 2 3 4).")
+    verdict = ("saves steps" if steps.low > 0 else "costs steps" if steps.high < 0
+               else "no difference from vanilla resolved")
+    return (f"{arm}: {verdict} — steps saved {steps.text(digits=0)}; accuracy vs vanilla at equal steps "
+            f"{delta.mean * 100:+.1f} points (95% CI {delta.low * 100:+.1f} to {delta.high * 100:+.1f}).")

@@ -126,8 +126,13 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
         from nextx.train.callback import NExtCallback
 
         hparams = {"lr": config.next_lr} if config.next_lr else {}
-        callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_coef,
-                                      config.next_horizon, hparams, log=log))
+        scorer = None
+        if config.next_select == "reward":
+            from nextx.train.scorer import TaskScorer
+
+            scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
+        callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead,
+                                      config.next_horizon, hparams, select=config.next_select, scorer=scorer, log=log))
     if console is not None:
         from nextx.train.progress import ProgressCallback
 

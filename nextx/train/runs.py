@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.adapter import ADAPTER_CONFIG
 from nextx.io.tensors import has_full_weights
-from nextx.train.evaluate import EvalResult, evaluate
+from nextx.train.evaluate import EvalResult, evaluate, evaluate_population
 from nextx.train.tasks import Task
 
 
@@ -39,17 +40,23 @@ def load_for_eval(path: str | Path, base: str | Path | None = None):
     return model, AutoTokenizer.from_pretrained(tokenizer_dir)
 
 
-def evaluate_path(path: str | Path, task: Task, base: str | Path | None = None) -> EvalResult:
+def evaluate_path(path: str | Path, task: Task, base: str | Path | None = None, *, population: bool = False) -> EvalResult:
+    """Accuracy of a checkpoint: on the held-out split, or with ``population`` exact on the task's test
+    population (when it has one)."""
     model, tokenizer = load_for_eval(path, base)
-    return evaluate(model, tokenizer, task)
+    return evaluate_population(model, tokenizer, task) if population else evaluate(model, tokenizer, task)
 
 
-def evaluate_run(run_dir: str | Path, task: Task, base: str | Path) -> dict[int, float]:
-    """Held-out accuracy of every checkpoint-N of a run (step → accuracy), plus step 0 = the base."""
+def evaluate_run(run_dir: str | Path, task: Task, base: str | Path, *, population: bool = False,
+                 only: Callable[[int], bool] | None = None) -> dict[int, float]:
+    """Accuracy of every checkpoint-N of a run (step → accuracy), plus step 0 = the base; ``only``
+    keeps the steps to score (then step 0 only if it passes too)."""
     from nextx.io.discover import discover_checkpoints
 
     _, checkpoints = discover_checkpoints(Path(run_dir), "trl")
-    accuracy = {0: evaluate_path(base, task).accuracy}
+    keep = only or (lambda _step: True)
+    accuracy = {0: evaluate_path(base, task, population=population).accuracy} if keep(0) else {}
     for checkpoint in checkpoints:
-        accuracy[checkpoint.step] = evaluate_path(checkpoint.path, task, base).accuracy
+        if keep(checkpoint.step):
+            accuracy[checkpoint.step] = evaluate_path(checkpoint.path, task, base, population=population).accuracy
     return accuracy

@@ -36,7 +36,7 @@ class TinyRecipe:
     sft_max_steps: int = 3000
     target_accuracy: float = 0.3  # stop the warm-up once held-out-disjoint validation accuracy reaches this
     check_every: int = 50
-    version: int = 1
+    version: int = 2  # 2: training prompts also exclude the validation split
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]

@@ -20,3 +20,8 @@ class Addition(Task):
         high = 10**self.digits - 1
         a, b = rng.randint(0, high), rng.randint(0, high)
         return Example(f"{a}+{b}=", str(a + b))
+
+    def population(self) -> list[Example]:
+        """All (10^digits)² prompts: a and b are drawn uniformly, so each is equally likely."""
+        high = 10**self.digits
+        return [Example(f"{a}+{b}=", str(a + b)) for a in range(high) for b in range(high)]

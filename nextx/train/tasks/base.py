@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 EVAL_SEED = 1_000_003
 EVAL_SIZE = 500
+VALIDATION_SEED = 2_000_029
+VALIDATION_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,32 @@ class Task(ABC):
     def draw(self, rng: random.Random) -> Example:
         """One random example."""
 
+    def population(self) -> list[Example] | None:
+        """Every prompt the task can draw, each exactly once, when all are equally likely and few
+        enough to score them all (exact accuracy, no sampling noise); None otherwise."""
+        return None
+
     def eval_split(self, size: int = EVAL_SIZE) -> list[Example]:
         """The fixed held-out split: distinct prompts from a reserved seed (never in training)."""
         return self._distinct(random.Random(EVAL_SEED), size, exclude=set())
 
+    def validation_split(self, size: int = VALIDATION_SIZE) -> list[Example]:
+        """Prompts for choosing between models (reward-selected jumps): distinct, from another
+        reserved seed, disjoint from the held-out split and from training."""
+        return self._distinct(random.Random(VALIDATION_SEED), size, exclude={e.prompt for e in self.eval_split()})
+
+    def test_population(self) -> list[Example] | None:
+        """The population minus the validation prompts: what the steps-saved measure scores, so a
+        jump chosen on validation prompts is never judged on them."""
+        population = self.population()
+        if population is None:
+            return None
+        chosen = {e.prompt for e in self.validation_split()}
+        return [e for e in population if e.prompt not in chosen]
+
     def train_examples(self, size: int, seed: int) -> list[Example]:
-        """Training examples drawn from ``seed``, excluding every held-out prompt."""
-        held = {e.prompt for e in self.eval_split()}
+        """Training examples drawn from ``seed``, excluding every held-out and validation prompt."""
+        held = {e.prompt for e in (*self.eval_split(), *self.validation_split())}
         rng = random.Random(seed)
         out = []
         while len(out) < size:
