@@ -16,6 +16,7 @@ All of it comes from the LoRA factors (Gram blocks), never a merged matrix.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, make_predictor
 from nextx.trajectory import trajectories
 
-DEFAULT_METHODS = ("next", "relex", "linear", "stay")
+DEFAULT_METHODS = ("next", "relex", "linear", "trend", "stay")
 
 
 @dataclass
@@ -47,10 +48,11 @@ class BacktestReport:
     horizon: int
     methods: dict[str, dict] = field(default_factory=dict)
     best: str = "stay"
+    reward: dict | None = None  # with a scorer: task reward of each method's prediction (see reward_column)
 
     def to_dict(self) -> dict:
         return {"fit_steps": self.fit_steps, "holdout_steps": self.holdout_steps, "horizon": self.horizon,
-                "methods": self.methods, "best": self.best}
+                "methods": self.methods, "best": self.best, **({"reward": self.reward} if self.reward else {})}
 
 
 def _root_ratio(num: float, den: float, empty: float) -> float:
@@ -91,8 +93,11 @@ def backtest(
     seed: int = 0,
     hparams: dict[str, dict] | None = None,
     progress: Callable[[str], None] | None = None,
+    scorer=None,
 ) -> BacktestReport:
-    """Fit each method on the checkpoints before the last ``holdout`` and score its predictions."""
+    """Fit each method on the checkpoints before the last ``holdout`` and score its predictions; with
+    a ``scorer`` (`nextx.scoring.Scorer`), also the task reward of each method's prediction of the last
+    held-out step, paired against the last kept checkpoint ("stay") and the real checkpoint."""
     methods = list(methods)
     for method in methods:
         if method not in REGISTRY:
@@ -140,7 +145,31 @@ def backtest(
         if method == "next":
             report.methods[method]["fit_seconds"] = predictors[method].fit_info.get("fit_seconds")
     report.best = best_method(report.methods)
+    if scorer is not None:
+        report.reward = reward_column(run, kept, predictors, traj, scorer)
+        for method, row in report.reward["methods"].items():
+            report.methods[method]["reward"] = row
     return report
+
+
+def reward_column(run: Run, kept: int, predictors: dict, traj, scorer) -> dict:
+    """Task reward of every method's prediction of the last held-out checkpoint (from the last kept
+    one), with the paired difference vs stay; and the real checkpoint's reward for reference."""
+    from nextx.extrapolate import extrapolate
+    from nextx.scoring import paired_difference
+
+    start = time.perf_counter()
+    past = run.prefix(kept)
+    scores = {m: scorer.score(extrapolate(past, p, to_step=run.steps[-1], traj=traj if p.needs_trajectories
+                                          else None)) for m, p in predictors.items()}
+    stay = scorer.score(extrapolate(past, make_predictor("stay").fit(None, past.steps), ahead=0.0))
+    actual = scorer.score(extrapolate(run, make_predictor("stay").fit(None, run.steps), ahead=0.0))
+    methods = {}
+    for method, score in scores.items():
+        delta, se = paired_difference(score, stay)
+        methods[method] = {"score": score.mean, "delta_vs_stay": delta, "se": se}
+    return {"scorer": scorer.name, "step": run.steps[-1], "from_step": past.steps[-1], "stay": stay.mean,
+            "actual": actual.mean, "methods": methods, "seconds": time.perf_counter() - start}
 
 
 def auto_choice(report: BacktestReport, method: str | None = None) -> tuple[str, float]:

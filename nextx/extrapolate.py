@@ -100,12 +100,16 @@ class Extrapolation:
             "base": str(self.run.base) if self.run.base else None, **self.provenance, **extra,
         }
 
+    def check_output(self, out: str | Path) -> None:
+        check_output_path(self.run, out)
+
     # -- adapter --------------------------------------------------------------------------------
     def save_adapter(self, out: str | Path, *, rank: int | None = None, force: bool = False,
                      dtype: str = "float32") -> Path:
         """A PEFT adapter reproducing Ŵ (exactly, or its best rank-``rank`` approximation)."""
         if self.run.kind != "lora":
             raise NextxError("an adapter can only be written for a LoRA run", hint="Use --format merged.")
+        self.check_output(out)
         with atomic_output_dir(out, force=force) as tmp:
             errors = self._write_adapter(tmp, rank, DTYPES[dtype])
             extra = {"rank": rank, "max_rank_error": max(errors.values(), default=0.0)} if rank else {}
@@ -141,6 +145,7 @@ class Extrapolation:
         base = Path(base) if base else self.run.base
         if base is None:
             raise NextxError("merged output needs the base model W₀", hint="Pass --base PATH.")
+        self.check_output(out)
         with atomic_output_dir(out, force=force) as tmp:
             self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None)
             copy_model_files(base, tmp)
@@ -188,6 +193,7 @@ class Extrapolation:
             return {"merged": self.save_merged(out, base=base, shard_size=shard_size, dtype=dtype, force=force)}
         if fmt != "both":
             raise NextxError(f"unknown format {fmt!r}", hint="Choose adapter, merged or both.")
+        self.check_output(out)
         with atomic_output_dir(out, force=force) as tmp:
             self.save_adapter(tmp / "adapter", rank=rank, dtype=dtype or "float32")
             self.save_merged(tmp / "merged", base=base, shard_size=shard_size, dtype=dtype)
@@ -211,6 +217,16 @@ def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float])
     config.update(r=common_rank, lora_alpha=alpha_for(common_rank, common_scaling), rank_pattern=rank_pattern,
                   alpha_pattern=alpha_pattern, inference_mode=False, use_dora=False)
     return config
+
+
+def check_output_path(run: Run, out: str | Path) -> None:
+    """NextxError if ``out`` is, is inside, or contains the run, one of its checkpoints or the base:
+    an output must never replace or add to its own source."""
+    target = Path(out).resolve()
+    for source in run.protected_paths():
+        if target == source or source in target.parents or target in source.parents:
+            raise NextxError("the output would overwrite or add to the run it is read from", path=out,
+                             hint=f"Write outside {source} (e.g. -o {source.parent / (source.name + '-next')}).")
 
 
 MAX_AHEAD_RUNS = 10  # a jump may reach at most this many times the run's length past its last checkpoint

@@ -40,3 +40,24 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def warm_tiny(nextx_cache):
+    """The embedded default: SFT-warmed tiny model (built once per session), so GRPO has signal."""
+    pytest.importorskip("trl")
+    from nextx.train.tiny_model import tiny_model_path
+
+    return tiny_model_path("addition")
+
+
+@pytest.fixture(scope="session")
+def tiny_grpo_run(tmp_path_factory, warm_tiny) -> Path:
+    """4 real GRPO steps (TRL + PEFT, lr 3e-3) on the warmed tiny model, a checkpoint every step."""
+    from nextx.train.config import GRPORunConfig
+    from nextx.train.grpo import train
+
+    out = tmp_path_factory.mktemp("grpo") / "run"
+    config = GRPORunConfig(output_dir=str(out), model=str(warm_tiny), task="addition", steps=4, save_every=1,
+                           prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8, learning_rate=3e-3)
+    return train(config, log=lambda m: None)

@@ -186,8 +186,12 @@ def test_not_a_predictor(cli_runner, trl_run, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--coef", "-1"], "out of range"),
-    (["--coef", "nan"], "out of range"),
+    (["--coef", "-1"], "Error: a jump of -10 steps ahead is not a forward jump. Pass --ahead N with N ≥ 0 steps past "
+                       "the last checkpoint (step 80)."),
+    (["--coef", "nan"], "Error: coefficient α = nan is not a number. Pass --ahead N (steps) instead."),
+    (["--ahead", "-5"], "Error: a jump of -5 steps ahead is not a forward jump."),
+    (["--ahead", "801"], "Error: a jump of 801 steps past step 80 is more than 10× the run's length. Jump at most 800 "
+                         "steps ahead (--to-step ≤ 880); the run has seen 80 steps."),
     (["--to-step", "50"], "before the last checkpoint"),
 ])
 def test_coefficient_out_of_range(cli_runner, trl_run, tmp_path, args, message):
@@ -221,3 +225,27 @@ def test_coef_and_to_step_are_exclusive(cli_runner, trl_run, tmp_path):
     result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(tmp_path / "o"), "--coef", "1",
                                      "--to-step", "100"])
     assert result.exit_code == 2 and "exactly one of" in result.stderr
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(tmp_path / "o"), "--ahead", "10",
+                                     "--to-step", "100"])
+    assert result.exit_code == 2 and "exactly one of" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_long_jump_in_steps_is_not_capped_in_alpha_units(cli_runner, trl_run, tmp_path):
+    """linear --to-step 300 on a run ending at 80 (10-step checkpoints) is 22 intervals ahead: allowed."""
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(tmp_path / "o"), "--method", "linear",
+                                     "--to-step", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["ahead_steps"] == 220 and payload["coef"] == pytest.approx(22.0)
+
+
+@pytest.mark.parametrize("where", ["run", "run/checkpoint-80", "run/checkpoint-160", "run/checkpoint-80/sub", "."])
+def test_output_never_touches_the_source_run(cli_runner, run_copy, tmp_path, where):
+    """-o RUN --force, -o RUN/checkpoint-LAST, -o RUN/checkpoint-NEW, or a dir containing the run: refused,
+    the run byte-identical afterwards."""
+    before = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
+    out = tmp_path / where
+    err = fails(cli_runner, ["extrapolate", run_copy, "-o", out, "--method", "linear", "--ahead", "10", "--force"])
+    assert err.startswith(f"Error: the output would overwrite or add to the run it is read from ({out}).")
+    assert "Write outside" in err
+    assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == before

@@ -173,15 +173,40 @@ def test_json_output_and_force(cli_runner, trl_run, tmp_path):
     assert cli_runner.invoke(cli, [*args, "--force"]).exit_code == 0
 
 
-def test_coef_auto_uses_the_backtest(cli_runner, trl_run, tmp_path):
+def test_ahead_auto_uses_the_backtest_and_reports_steps(cli_runner, trl_run, tmp_path):
     out = tmp_path / "out"
-    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(out), "--method", "auto", "--coef", "auto",
-                                     "--json", "--holdout", "2", "--horizon", "2"])
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(out), "--method", "linear", "--ahead",
+                                     "auto", "--json", "--holdout", "2", "--horizon", "2"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    record = json.loads((out / "nextx.json").read_text())
-    assert payload["method"] == record["backtest"]["best"]
-    assert payload["coef"] == pytest.approx(min(max(record["backtest"]["methods"][payload["method"]]["coef_scale"], 0), 4))
+    scale = payload["backtest"]["methods"]["linear"]["coef_scale"]
+    if payload["jump"]:  # the calibrated jump: coef_scale intervals of 10 steps
+        assert payload["ahead_steps"] == pytest.approx(10 * min(max(scale, 0), 4)) and payload["ahead_steps"] >= 10
+        assert json.loads((out / "nextx.json").read_text())["ahead_steps"] == pytest.approx(payload["ahead_steps"])
+    else:  # shorter than one checkpoint interval: no useful jump, nothing written
+        assert 10 * scale < 10 and not out.exists() and "no useful jump found" in payload["reason"]
+
+
+def test_no_useful_jump_writes_nothing(cli_runner, trl_run, tmp_path, monkeypatch):
+    """A calibrated jump shorter than one checkpoint interval: exit 0, "jump": false, nothing written."""
+    import importlib
+
+    from nextx.backtest import BacktestReport
+
+    choose = importlib.import_module("nextx.choose")
+    scores = {"rel_error": 0.1, "error_vs_stay": 0.9, "gain_over_stay": 0.1, "cosine": 0.5, "coef_scale": 0.3}
+    report = BacktestReport([10, 20], [30], 2, {"linear": scores}, "linear")
+    monkeypatch.setattr(choose, "backtest", lambda *a, **k: report)
+    out = tmp_path / "out"
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(out), "--method", "linear", "--ahead",
+                                     "auto", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["jump"] is False and payload["output"] is None and not out.exists()
+    assert payload["reason"] == ("no useful jump found: the calibrated linear jump is 3.0 steps ahead, less than one "
+                                 "checkpoint interval (10 steps)")
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(out), "--method", "linear", "--ahead", "auto"])
+    assert result.exit_code == 0 and result.stdout == "" and "no useful jump found" in result.stderr
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])

@@ -19,7 +19,7 @@ def linear_curve(shift: float = 0.0, noise: float = 0.0, rng=None) -> dict[int, 
 def test_a_curve_shifted_by_k_steps_saves_k(shift):
     savings = seed_savings(linear_curve(), linear_curve(shift), jump_step=150)
     # the checkpoints whose shifted accuracy stays within vanilla's range map exactly
-    exact = [s for s in STEPS if 150 < s and s + shift <= 400]
+    exact = [s for s in STEPS if s > 150 and s + shift <= 400]
     assert all(savings.equivalent_steps[s] == pytest.approx(s + shift, abs=1e-9) for s in exact)
     censored = [s for s in STEPS if s > 150 and s + shift > 400]
     assert savings.censored_above == len(censored) and savings.censored_below == 0
@@ -39,7 +39,7 @@ def test_a_curve_behind_vanilla_saves_negative_steps():
 def test_noise_only_gives_an_interval_containing_zero():
     rng = random.Random(0)
     covered = 0
-    for trial in range(40):
+    for _trial in range(40):
         per_seed = [seed_savings(linear_curve(noise=0.01, rng=rng), linear_curve(noise=0.01, rng=rng), 150)
                     for _ in range(6)]
         covered += Interval.of([s.steps_saved for s in per_seed]).low <= 0 <= Interval.of(
@@ -51,7 +51,7 @@ def test_non_monotone_vanilla_curve_is_fitted_monotone():
     vanilla = {0: 0.30, 100: 0.50, 200: 0.40, 300: 0.60, 400: 0.60}
     steps, fitted = monotone_fit(vanilla)
     assert list(fitted) == pytest.approx([0.30, 0.45, 0.45, 0.60, 0.60])
-    assert all(b >= a for a, b in zip(fitted, fitted[1:]))
+    assert all(b >= a for a, b in zip(fitted, fitted[1:], strict=False))
     assert equivalent_step(steps, fitted, 0.45) == (100.0, 0)  # first step reaching a plateau
     assert equivalent_step(steps, fitted, 0.525)[0] == pytest.approx(250.0)
     assert equivalent_step(steps, fitted, 0.61) == (400.0, 1)

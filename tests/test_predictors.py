@@ -40,6 +40,30 @@ def test_linear_dynamics_are_recovered_exactly_by_relex_and_linear(known_reports
     methods = known_reports["linear"].methods
     assert methods["relex"]["rel_error"] < 1e-5
     assert methods["linear"]["rel_error"] < 1e-5
+    assert methods["trend"]["rel_error"] < 1e-5  # a least-squares slope of exactly linear motion is exact
+
+
+def test_trend_denoises_a_noisy_linear_run(tmp_path, base_model):
+    """Linear motion plus independent noise at every checkpoint: the least-squares slope over 4
+    checkpoints predicts the held-out ones better than the two-point difference (which doubles the
+    last two checkpoints' noise)."""
+    import zlib
+
+    import torch
+
+    clean = KNOWN_DYNAMICS["linear"]
+
+    def noisy(step, name, factor, shape):
+        value = clean(step, name, factor, shape)
+        if factor == "B":
+            g = torch.Generator().manual_seed(zlib.crc32(f"{name}/{step}".encode()))
+            value = value + 0.15 * value.norm() / value.numel() ** 0.5 * torch.randn(shape, generator=g)
+        return value
+
+    run = load_run(make_lora_run(tmp_path / "run", base_model, STEPS, dynamics=noisy))
+    methods = backtest(run, ["trend", "linear", "stay"], holdout=3, horizon=2).methods
+    assert methods["trend"]["rel_error"] < methods["linear"]["rel_error"]
+    assert methods["trend"]["rel_error"] < methods["stay"]["rel_error"]
     assert methods["stay"]["error_vs_stay"] == pytest.approx(1.0)
 
 
@@ -57,7 +81,7 @@ def test_next_beats_stay(known_reports, kind):
 
 def test_backtest_report_schema(known_reports):
     report = known_reports["accelerating"].to_dict()
-    assert set(report["methods"]) == {"next", "relex", "linear", "stay"}
+    assert set(report["methods"]) == {"next", "relex", "linear", "trend", "stay"}
     assert report["best"] == min(report["methods"], key=lambda m: report["methods"][m]["rel_error"])
     assert report["holdout_steps"] == [80, 90, 100] and report["fit_steps"] == STEPS[:7]
     for scores in report["methods"].values():

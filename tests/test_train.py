@@ -33,14 +33,6 @@ def raw_tiny(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def warm_tiny(nextx_cache):
-    """The embedded default: SFT-warmed tiny model (built once per session, ~30 s), so GRPO has signal."""
-    from nextx.train.tiny_model import tiny_model_path
-
-    return tiny_model_path("addition")
-
-
 def _config(out, model, **kwargs):
     defaults = dict(output_dir=str(out), model=str(model), task="addition", steps=4, save_every=1,
                     prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8)
@@ -121,7 +113,7 @@ def test_callback_swaps_the_live_weights(tmp_path, warm_tiny):
                                 for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
             return control
 
-    jumper = NExtCallback(at=3, method="linear", coef=1.0, horizon=1)
+    jumper = NExtCallback(at=3, method="linear", ahead=1, horizon=1)  # one checkpoint interval: α = 1
     out = train(_config(tmp_path / "run", warm_tiny, steps=3), callbacks=[jumper, Probe()], log=lambda m: None)
     assert [j["step"] for j in jumper.jumps] == [3] and jumper.jumps[0]["method"] == "linear"
     name = "model.layers.0.mlp.down_proj"
@@ -157,25 +149,60 @@ def test_config_rejects_bad_combinations():
         GRPORunConfig(output_dir="x", next_at=15, save_every=10)
     with pytest.raises(NextxError, match="needs 4"):
         GRPORunConfig(output_dir="x", next_at=20, save_every=10, next_horizon=3)
+    with pytest.raises(NextxError, match="neither a number of steps nor 'auto'"):
+        GRPORunConfig(output_dir="x", next_at=40, save_every=10, next_ahead="far")
+    with pytest.raises(NextxError, match="needs a built-in --task"):
+        GRPORunConfig(output_dir="x", task=None, dataset="d.jsonl", next_at=40, save_every=10, next_select="reward")
 
 
-def test_quick_demo_writes_an_honest_report(tmp_path, warm_tiny, cli_runner):
-    """The demo end to end at a tiny budget: report fields, plot, and steps_saved_pct consistent
-    with the curves (whatever its sign)."""
-    from nextx.train.demo import DemoConfig, first_reaching, run_demo
+def test_quick_demo_writes_an_honest_report(tmp_path, warm_tiny):
+    """The demo end to end at a tiny budget (1 seed, a linear jump): paired runs identical up to the
+    jump, exact population accuracy, the measure's fields, the plot; one seed is called an anecdote."""
+    from nextx.measure import seed_savings
+    from nextx.train.demo import DemoConfig, run_demo
 
-    config = DemoConfig(steps=40, save_every=10, next_at=30, next_horizon=2, next_lr=3e-4)
+    config = DemoConfig(steps=30, save_every=10, next_at=20, next_ahead=10, next_horizon=1, seeds=(0,), arms=("linear",))
     report = run_demo(tmp_path / "demo", config, log=lambda m: None)
     assert (tmp_path / "demo" / "accuracy.png").exists()
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert saved["steps_saved_pct"] == report["steps_saved_pct"]
-    vanilla, nexted = saved["accuracy"]["vanilla"], saved["accuracy"]["next"]
-    assert set(vanilla) == set(nexted) == {"0", "10", "20", "30", "40"}
-    assert vanilla["30"] == nexted["30"]  # identical until the jump (same seed, same data)
-    target = vanilla["40"]
-    reach = {k: first_reaching({int(s): a for s, a in c.items()}, target) for k, c in (("v", vanilla), ("n", nexted))}
-    assert saved["steps_to_target"] == {"vanilla": reach["v"], "next": reach["n"]}
-    assert [j["step"] for j in saved["jumps"]] == [30]
+    vanilla, jumped = saved["accuracy"]["0"]["vanilla"], saved["accuracy"]["0"]["linear"]
+    assert set(vanilla) == set(jumped) == {"0", "10", "20", "30"}
+    assert vanilla["20"] == jumped["20"]  # identical until the jump (same seed, same data), scored in both
+    assert saved["evaluation"]["exact"] and saved["evaluation"]["prompts"] == 9500
+    expected = seed_savings({int(k): v for k, v in vanilla.items()}, {int(k): v for k, v in jumped.items()}, 20)
+    arm = saved["arms"]["linear"]
+    assert arm["steps_saved"] == pytest.approx(expected.steps_saved) and arm["steps_saved_ci95"] == [None, None]
+    assert arm["identical_before_jump"] and arm["jumped"] == 1 and arm["wall_seconds"] > 0
+    assert "an anecdote" in saved["headline"] and report["headline"] == saved["headline"]
+    assert [j["step"] for j in saved["jumps"]["0"]["linear"]] == [20]
+
+
+def test_demo_report_over_seeds_states_the_interval():
+    """build_report on known curves: per-arm steps saved with a t-interval over 5 seeds, in the headline."""
+    from nextx.train.demo import DemoConfig, build_report
+
+    config = DemoConfig(steps=100, save_every=25, next_at=50, seeds=tuple(range(5)), arms=("next",))
+    steps = [0, 25, 50, 75, 100]
+    curves = {str(seed): {"vanilla": {s: 0.3 + 0.001 * s for s in steps},
+                          "next": {s: 0.3 + 0.001 * (s + (10 + seed if s > 50 else 0)) for s in steps}}
+              for seed in range(5)}
+    seconds = {s: {"vanilla": 60.0, "next": 70.0} for s in curves}
+    jumps = {s: {"vanilla": [], "next": [{"step": 50, "jumped": True}]} for s in curves}
+    report = build_report(config, curves, seconds, jumps)
+    arm = report["arms"]["next"]
+    # step 100's jumped accuracy (0.41 + …) is above vanilla's best: censored at 100, so only step 75 counts fully
+    per_seed = [((75 + 10 + seed) - 75 + 0) / 2 for seed in range(5)]
+    assert arm["steps_saved"] == pytest.approx(sum(per_seed) / 5)
+    low, high = arm["steps_saved_ci95"]
+    assert low < arm["steps_saved"] < high and arm["summary"]["censored_above"] == 5
+    assert report["headline"].startswith("next: saves steps — steps saved +6 (95% CI")
+    assert report["wall_seconds"] == {"vanilla": 60.0, "next": 70.0}
+
+
+def test_demo_refuses_steps_before_the_jump(cli_runner, tmp_path):
+    result = cli_runner.invoke(cli, ["demo", "-o", str(tmp_path / "d"), "--steps", "150"])
+    assert result.exit_code == 2 and not (tmp_path / "d").exists()
+    assert "Error: Invalid value for --steps: 150 leaves no step after the jump at step 150 (use 250 or more)" in result.stderr
 
 
 def test_train_and_eval_commands(tmp_path, warm_tiny, cli_runner):
@@ -200,5 +227,20 @@ def test_full_default_demo_command(tmp_path, nextx_cache, cli_runner):
     result = cli_runner.invoke(cli, ["demo", "-o", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert "steps_saved_pct" in report and (tmp_path / "demo" / "accuracy.png").exists()
-    assert report["accuracy"]["vanilla"]["400"] - report["accuracy"]["vanilla"]["0"] >= 0.15  # a real RLVR curve
+    assert report["seeds"] == [0, 1] and (tmp_path / "demo" / "accuracy.png").exists()
+    assert len(report["steps_saved_ci95"]) == 2 and "95% CI" in report["headline"]
+    for seed in ("0", "1"):  # a real RLVR curve: exact accuracy rises through the run
+        vanilla = report["accuracy"][seed]["vanilla"]
+        assert vanilla["400"] - vanilla["0"] >= 0.05
+
+
+def test_the_packaged_tiny_model_matches_its_recipe(nextx_cache):
+    """The shipped model is the current recipe's (else every demo and test session rebuilds it)."""
+    from dataclasses import asdict
+
+    from nextx.train.tiny_model import ASSETS, tiny_model_path
+
+    path = tiny_model_path("addition")
+    assert path.parent == ASSETS and not list(nextx_cache.iterdir())  # nothing built
+    recorded = json.loads((path / "nextx-recipe.json").read_text())
+    assert {k: recorded[k] for k in asdict(TinyRecipe())} == asdict(TinyRecipe())

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from nextx import __version__
+from nextx.errors import PredictorError
 from nextx.io.discover import LAYOUT_NAMES, parse_checkpoint_args
 from nextx.io.run import Run, load_run
 from nextx.io.write import dumps_json
@@ -69,3 +70,48 @@ def progress_bar(description: str, total: int) -> Iterator:
         task = progress.add_task(description, total=total)
         yield lambda _label=None: progress.advance(task)
 
+
+def eval_options(func):
+    """--eval-task / --eval / --eval-cmd and their settings (shared by extrapolate and backtest)."""
+    options = [
+        click.option("--eval-task", default=None, help="Score with a built-in task's verifier (validation prompts)."),
+        click.option("--eval", "eval_function", default=None, metavar="MODULE:FUNCTION",
+                     help="Score with your function(adapter_dir) → score | {score, per_item}."),
+        click.option("--eval-cmd", default=None, metavar="'CMD {path}'",
+                     help="Score with your command; it prints one JSON object with score (and per_item)."),
+        click.option("--eval-timeout", type=click.FloatRange(min=1), default=3600, show_default=True,
+                     help="Seconds per --eval-cmd call."),
+        click.option("--eval-size", type=click.IntRange(min=10), default=500, show_default=True,
+                     help="Validation prompts for --eval-task."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size, base=None):
+    """The evaluation hook the options name (None if none); built before any expensive work."""
+    given = [x for x in (eval_task, eval_function, eval_cmd) if x]
+    if len(given) > 1:
+        raise click.UsageError("give one of --eval-task, --eval and --eval-cmd")
+    if eval_function:
+        from nextx.scoring import FunctionScorer
+
+        return FunctionScorer(eval_function)
+    if eval_cmd:
+        from nextx.scoring import CommandScorer
+
+        return CommandScorer(eval_cmd, eval_timeout)
+    if eval_task:
+        from nextx.cli.train import require_train_extra
+
+        require_train_extra()
+        from nextx.train.scorer import TaskScorer
+        from nextx.train.tasks import get_task
+
+        base = base or run.base_model_path()
+        if base is None:
+            raise PredictorError("--eval-task needs the run's base model", hint="Pass --base PATH.")
+        task = get_task(eval_task)
+        return TaskScorer(task, base, task.validation_split(eval_size))
+    return None

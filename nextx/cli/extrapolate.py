@@ -1,28 +1,31 @@
 """`nextx extrapolate`: write Ŵ = W_T + α·ΔŴ as a PEFT adapter and/or merged weights.
 
 stdout carries only the output path (or the --json object), so the command pipes into any
-training script: python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --coef 1)".
+training script: python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --ahead 50)".
+When no jump is worth taking (--select reward, or --ahead auto finding none) nothing is written,
+stdout is empty (--json: "jump": false) and the exit code is 0.
 """
 
 from __future__ import annotations
 
 import click
+from rich.table import Table
 
-from nextx.backtest import auto_choice, backtest
-from nextx.cli.common import console, emit_json, progress_bar, run_options
+from nextx.choose import choose_jump
+from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
 from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, render_backtest
 from nextx.errors import PredictorError
-from nextx.extrapolate import DTYPES, extrapolate
+from nextx.extrapolate import DTYPES, check_output_path, extrapolate
 from nextx.fit import load_predictor
 
 
-def _coef(value: str) -> float | str:
-    if value == "auto":
+def _number_or_auto(value: str | None, option: str) -> float | str | None:
+    if value is None or value == "auto":
         return value
     try:
         return float(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'") from None
+        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'", param_hint=option) from None
 
 
 @click.command("extrapolate")
@@ -30,9 +33,17 @@ def _coef(value: str) -> float | str:
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="Output directory.")
 @click.option("--predictor", "predictor_dir", type=click.Path(), default=None, help="A directory from `nextx fit`.")
 @click.option("--method", type=click.Choice([*sorted(METHOD_CHOICE.choices), "auto"]), default=None,
-              help="Fit this method now (default next; auto = the backtest winner).")
-@click.option("--coef", default=None, help="α in Ŵ = W_T + α·ΔŴ, or 'auto' (chosen by backtest).")
+              help="Fit this method now (default next; auto = the backtest winner, or with --select reward every "
+                   "candidate method).")
+@click.option("--ahead", default=None, metavar="STEPS|auto",
+              help="Jump this many training steps past the last checkpoint (auto: calibrated by backtest).")
 @click.option("--to-step", type=float, default=None, help="Predict the weights at this training step.")
+@click.option("--coef", default=None, help="Advanced: the method's own α (next/relex: horizons, linear: intervals).")
+@click.option("--select", type=click.Choice(["weights", "reward"]), default="weights", show_default=True,
+              help="reward: score candidates (methods × steps ahead) and stay; write one only if it wins.")
+@click.option("--min-se", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="--select reward: the winner must beat stay by more than this many paired SE.")
+@eval_options
 @click.option("--format", "fmt", type=click.Choice(["adapter", "merged", "both"]), default="adapter", show_default=True)
 @click.option("--rank", type=click.IntRange(min=1), default=None, help="Recompress the adapter to this rank.")
 @click.option("--shard-size", default="5GB", show_default=True, help="Max shard size of merged weights.")
@@ -40,54 +51,70 @@ def _coef(value: str) -> float | str:
               help="Output dtype (adapter default float32, merged default: the base's).")
 @horizon_option
 @click.option("--holdout", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Held-out checkpoints for --coef auto / --method auto.")
+              help="Held-out checkpoints for --ahead auto / --method auto.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("--push-to-hub", "push_repo", default=None, metavar="OWNER/REPO", help="Also upload the output.")
 @click.option("--private", is_flag=True, help="Create the --push-to-hub repo as private.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (paths, α, method) on stdout.")
-def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, rank, shard_size, dtype, horizon,
-                    holdout, seed, force, push_repo, private, as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (paths, steps ahead, method) on stdout.")
+def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, select, min_se, eval_task,
+                    eval_function, eval_cmd, eval_timeout, eval_size, fmt, rank, shard_size, dtype, horizon, holdout,
+                    seed, force, push_repo, private, as_json):
     """Extrapolate RUN's last checkpoint and write weights a trainer resumes from.
 
     \b
     Examples:
-      nextx extrapolate runs/grpo -o runs/grpo-next --coef 1.5
-      nextx extrapolate runs/grpo -o out --method auto --coef auto --format both --base Qwen2.5-1.5B
+      nextx extrapolate runs/grpo -o runs/grpo-next --ahead 100
+      nextx extrapolate runs/grpo -o out --method auto --select reward --eval-task addition --base BASE
+      nextx extrapolate runs/grpo -o out --method auto --ahead auto --format both --base Qwen2.5-1.5B
       python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --to-step 250)"
     """
-    if (coef is None) == (to_step is None):
-        raise click.UsageError("give exactly one of --coef α, --coef auto or --to-step S")
+    ahead = _number_or_auto(ahead, "--ahead")
+    coef = _number_or_auto(coef, "--coef")
+    if coef == "auto":  # older spelling of --ahead auto
+        coef, ahead = None, (ahead if ahead is not None else "auto")
+    given = sum(x is not None for x in (ahead, to_step, coef))
+    if given > 1 or (given == 0 and select != "reward"):
+        raise click.UsageError("give exactly one of --ahead STEPS, --ahead auto, --to-step S or --coef α")
     if predictor_dir and method:
         raise click.UsageError("give either --predictor or --method, not both")
-    coef = _coef(coef) if coef is not None else None
     run = open_run()
-    provenance, traj = {}, None
+    check_output_path(run, out)  # before any expensive work
+    scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
+    if select == "reward" and scorer is None:
+        raise click.UsageError("--select reward needs --eval-task, --eval or --eval-cmd")
     if predictor_dir:
+        if ahead == "auto" or select == "reward":
+            raise PredictorError("--ahead auto and --select reward need --method (they refit on the run's history)")
         predictor = load_predictor(predictor_dir)
-        method = predictor.name
-        if coef == "auto":
-            raise PredictorError("--coef auto needs --method (it refits on the run's history)")
+        with progress_bar("writing", len(run.modules)) as advance:
+            result = extrapolate(run, predictor, ahead=ahead, to_step=to_step, coef=coef, progress=advance)
+        choice_record = {"jump": True, "criterion": "given", "reason": "given"}
     else:
         method = method or "next"
-        if method == "auto" or coef == "auto":
-            with progress_bar("backtest", len(run.modules)) as advance:
-                report = backtest(run, holdout=holdout, horizon=horizon, seed=seed, progress=advance)
-            render_backtest(report.to_dict())
-            chosen, auto_coef = auto_choice(report, None if method == "auto" else method)
-            method = chosen
-            if coef == "auto":
-                coef = auto_coef
-                console.print(f"--coef auto: α = {coef:.3g} for {method} (calibrated on the held-out checkpoints)")
-            provenance["backtest"] = report.to_dict()
-        hparams = {"seed": seed} if method == "next" else {}
-        predictor, traj = fit_with_progress(run, method, horizon, hparams)  # traj reused for the writing
+        if method == "auto" and select == "weights":
+            console.print("--method auto: choosing by weight-space error on held-out checkpoints, not by task reward "
+                          "(add --select reward --eval… to choose by reward).")
+        choice = choose_jump(run, method=method, ahead=ahead, to_step=to_step, coef=coef, horizon=horizon,
+                             select=select, scorer=scorer, min_se=min_se, holdout=holdout, seed=seed,
+                             fitter=fit_with_progress, log=None)
+        if choice.backtest:
+            render_backtest(choice.backtest)
+        if choice.candidates:
+            render_candidates(choice.candidates, choice.scoring_seconds)
+        choice_record = choice.to_dict()
+        if not choice.jump:
+            console.print(f"[bold]{choice.reason}[/]: nothing written.")
+            if as_json:
+                emit_json({"output": None, "steps": run.steps, **choice_record})
+            return
+        result = choice.extrapolation
     with progress_bar("writing", len(run.modules) * (2 if fmt == "both" else 1)) as advance:
-        result = extrapolate(run, predictor, coef=coef, to_step=to_step, provenance=provenance, progress=advance,
-                             traj=traj)
+        result.progress = advance
         paths = result.save(out, fmt=fmt, rank=rank, base=None, shard_size=shard_size, dtype=dtype, force=force)
     main_path = paths.get("adapter") if fmt == "adapter" else paths.get("merged") if fmt == "merged" else out
-    console.print(f"{method}, α = {result.coef:.4g} (≈ step {result.target_step:.0f}) → {main_path}")
+    console.print(f"{result.predictor.name}: {result.ahead:.4g} steps ahead (α = {result.coef:.4g}, "
+                  f"≈ step {result.target_step:.0f}) → {main_path}")
     hub_url = None
     if push_repo:
         from nextx.io.hub import push
@@ -95,7 +122,20 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, coef, to_step, fmt, ra
         hub_url = push(out, push_repo, private=private)
         console.print(f"uploaded to {hub_url}")
     if as_json:
-        emit_json({"output": str(main_path), **{k: str(v) for k, v in paths.items()}, "method": method,
-                   "coef": result.coef, "target_step": result.target_step, "steps": run.steps, "hub_url": hub_url})
+        emit_json({**choice_record, "output": str(main_path), **{k: str(v) for k, v in paths.items()},
+                   "method": result.predictor.name, "ahead_steps": result.ahead, "coef": result.coef,
+                   "target_step": result.target_step, "steps": run.steps, "hub_url": hub_url})
         return
     click.echo(str(main_path))
+
+
+def render_candidates(rows: list[dict], seconds: float) -> None:
+    """The reward-selection table on stderr: score ± paired SE vs stay, steps ahead."""
+    table = Table(title=f"candidates scored in {seconds:.1f} s (Δ = paired difference vs stay)", title_justify="left")
+    for column in ("method", "steps ahead", "α", "score", "Δ vs stay", "paired SE", ""):
+        table.add_column(column, justify="left" if column in ("method", "") else "right")
+    for row in rows:
+        mark = "chosen" if row["chosen"] else ("beats stay" if row["beats_stay"] else "")
+        table.add_row(row["method"], f"{row['ahead_steps']:.1f}", f"{row['coef']:.3g}", f"{row['score']:.4f}",
+                      f"{row['delta']:+.4f}", "—" if row["se"] is None else f"{row['se']:.4f}", mark)
+    console.print(table)

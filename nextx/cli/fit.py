@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from nextx.backtest import DEFAULT_METHODS, backtest
-from nextx.cli.common import console, emit_json, progress_bar, run_options
+from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
 from nextx.fit import fit, save_predictor
 from nextx.predictors import REGISTRY, Predictor
 from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS
@@ -15,11 +15,11 @@ from nextx.trajectory import Trajectories, trajectories
 METHOD_CHOICE = click.Choice(sorted(REGISTRY))
 
 
-def fit_with_progress(run, method: str, horizon: int, hparams: dict) -> tuple[Predictor, Trajectories | None]:
-    """`fit` with progress bars: the rank-1 trajectories (returned too, for reuse by `extrapolate`),
-    then NExt's training epochs."""
-    traj = None
-    if REGISTRY[method].needs_trajectories:
+def fit_with_progress(run, method: str, horizon: int, hparams: dict,
+                      traj: Trajectories | None = None) -> tuple[Predictor, Trajectories | None]:
+    """`fit` with progress bars: the rank-1 trajectories (unless given; returned too, for reuse by
+    `extrapolate`), then NExt's training epochs."""
+    if REGISTRY[method].needs_trajectories and traj is None:
         with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
             traj = trajectories(run, horizon=horizon, progress=advance)
     if method != "next":  # nothing to train
@@ -79,19 +79,23 @@ def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_js
 @click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True, help="NExt training epochs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write error per held-out step to a PNG.")
-def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plot):
+@eval_options
+def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plot, eval_task, eval_function, eval_cmd,
+                 eval_timeout, eval_size):
     """Fit every method on RUN minus its last K checkpoints and score the predictions of them.
 
     \b
     Examples:
       nextx backtest runs/grpo --holdout 3
       nextx backtest runs/grpo --holdout 2 --horizon 3 --json
+      nextx backtest runs/grpo --eval-task addition --base BASE   # adds each prediction's task reward
     """
     run = open_run()
     names = [m.strip() for m in methods.split(",") if m.strip()]
+    scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     with progress_bar("backtest", len(run.modules)) as advance:
         report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed,
-                          hparams={"next": {"epochs": epochs}}, progress=advance)
+                          hparams={"next": {"epochs": epochs}}, progress=advance, scorer=scorer)
     if plot:
         from nextx.plot import plot_backtest
 
@@ -102,15 +106,32 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plo
     render_backtest(report.to_dict())
 
 
+def _sort_key(value) -> float:
+    return value if value is not None and value == value else float("inf")
+
+
 def render_backtest(report: dict) -> None:
     table = Table(title=f"backtest: fit on steps {report['fit_steps'][0]}–{report['fit_steps'][-1]}, "
                         f"predict {', '.join(map(str, report['holdout_steps']))}", title_justify="left")
     for column in ("method", "rel. error", "gain over stay", "cosine", "best α scale"):
         table.add_column(column, justify="left" if column == "method" else "right")
-    for name, m in sorted(report["methods"].items(), key=lambda kv: kv[1]["rel_error"]):
+    reward = report.get("reward")
+    if reward:
+        table.add_column(f"reward at step {reward['step']} (Δ vs stay ± SE)", justify="right")
+    for name, m in sorted(report["methods"].items(), key=lambda kv: _sort_key(kv[1]["rel_error"])):
         label = f"[bold]{name}[/] (best)" if name == report["best"] else name
-        table.add_row(label, f"{m['rel_error']:.4f}", f"{m['gain_over_stay']:+.1%}", f"{m['cosine']:.3f}",
-                      f"{m['coef_scale']:.2f}")
+        cells = [f"{m['rel_error']:.4f}", f"{m['gain_over_stay']:+.1%}", f"{m['cosine']:.3f}", f"{m['coef_scale']:.2f}"]
+        if reward:
+            r = reward["methods"][name]
+            se = "" if r["se"] is None else f" ± {r['se']:.3f}"
+            cells.append(f"{r['score']:.3f} ({r['delta_vs_stay']:+.3f}{se})")
+        table.add_row(label, *cells)
     console.print(table)
+    if reward:
+        console.print(f"reward ({reward['scorer']}): stay (step {reward['from_step']}) {reward['stay']:.3f}, "
+                      f"the real checkpoint {reward['actual']:.3f}.")
+    else:
+        console.print("best = lowest weight-space error, which need not mean highest task reward "
+                      "(add --eval-task / --eval / --eval-cmd for a reward column).")
     if report["best"] != "next" and "next" in report["methods"]:
         console.print(f"NExt does not win on this run: {report['best']} predicts the held-out checkpoints better.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import click
+from rich.markup import escape
 
 from nextx import __version__
 from nextx.cli.common import console
@@ -25,7 +26,7 @@ class NextxGroup(click.Group):
         except NextxError as err:
             if debug:
                 raise
-            console.print(f"[bold red]Error:[/] {err.format()}", markup=True, soft_wrap=True, highlight=False)
+            console.print(f"[bold red]Error:[/] {escape(err.format())}", markup=True, soft_wrap=True, highlight=False)
             ctx.exit(1)
         except KeyboardInterrupt:
             console.print("Interrupted; partial outputs were removed.")
@@ -35,7 +36,7 @@ class NextxGroup(click.Group):
         except Exception as err:  # noqa: BLE001 - last resort: a bug, reported without a traceback
             if debug:
                 raise
-            console.print(f"[bold red]Error:[/] unexpected {type(err).__name__}: {err}. Rerun with --debug for the "
+            console.print(f"[bold red]Error:[/] unexpected {type(err).__name__}: {escape(str(err))}. Rerun with --debug for the "
                           "traceback and report it.", markup=True, soft_wrap=True, highlight=False)
             ctx.exit(3)
 
@@ -50,7 +51,7 @@ def cli(debug: bool) -> None:
     Examples:
       nextx inspect runs/grpo
       nextx backtest runs/grpo --holdout 3
-      nextx extrapolate runs/grpo -o runs/grpo-next --coef auto
+      nextx extrapolate runs/grpo -o runs/grpo-next --ahead 50
     """
 
 

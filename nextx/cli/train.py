@@ -10,7 +10,7 @@ from nextx.cli.common import console, emit_json
 from nextx.errors import NextxError
 
 
-def _require_train_extra() -> None:
+def require_train_extra() -> None:
     try:
         import peft  # noqa: F401
         import trl  # noqa: F401
@@ -78,7 +78,7 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, **options):
       nextx train -o runs/grpo-sel --steps 300 --save-every 25 --next-at 150 --method auto --next-select reward
       nextx train -o runs/resumed --init-adapter runs/grpo-jump
     """
-    _require_train_extra()
+    require_train_extra()
     from nextx.train.config import GRPORunConfig
     from nextx.train.grpo import train
 
@@ -101,7 +101,7 @@ def eval_cmd(checkpoint, task, base, as_json):
       nextx eval runs/grpo/checkpoint-300 --task addition
       nextx eval runs/grpo-next/merged --json
     """
-    _require_train_extra()
+    require_train_extra()
     from nextx.train.runs import evaluate_path
     from nextx.train.tasks import get_task
 
@@ -134,7 +134,7 @@ def demo_cmd(out, task, steps, seeds, arms, force, as_json):
       nextx demo
       nextx demo -o demo-out --seeds 0,1,2,3,4 --arms next,reward --json
     """
-    _require_train_extra()
+    require_train_extra()
     from dataclasses import replace
 
     from nextx.io.write import atomic_output_dir

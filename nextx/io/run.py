@@ -8,7 +8,7 @@ is one module across all checkpoints, never the model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -65,6 +65,27 @@ class Run:
             else:
                 self._files[checkpoint.path] = ShardedSafetensors(checkpoint.path)
         return self._files[checkpoint.path]
+
+    def protected_paths(self) -> list[Path]:
+        """Directories an output must never be written into, over or around: the run's own directory
+        (for local runs), every checkpoint and the base model."""
+        paths = [c.path for c in self.checkpoints]
+        if self.base is not None:
+            paths.append(Path(self.base))
+        if not str(self.source).startswith("hf://") and Path(self.source).is_dir():
+            paths.append(Path(self.source))
+        return [p.resolve() for p in paths]
+
+    def prefix(self, count: int) -> Run:
+        """The same run cut after its first ``count`` checkpoints (file handles shared)."""
+        return replace(self, checkpoints=self.checkpoints[:count], _files=self._files)
+
+    def base_model_path(self) -> Path | None:
+        """W₀'s directory: ``--base``, else a LoRA run's base_model_name_or_path when it is a local dir."""
+        if self.base is not None:
+            return Path(self.base)
+        named = (self.lora.raw.get("base_model_name_or_path") if self.lora is not None else None) or None
+        return Path(named) if named and Path(named).is_dir() else None
 
     def deltas(self, name: str, *, lazy: bool = False) -> FactorStack | DenseStack:
         """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i]).

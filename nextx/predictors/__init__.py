@@ -8,8 +8,9 @@ from nextx.predictors.linear import Linear
 from nextx.predictors.next import NExt
 from nextx.predictors.relex import Relex
 from nextx.predictors.stay import Stay
+from nextx.predictors.trend import Trend
 
-REGISTRY: dict[str, type[Predictor]] = {cls.name: cls for cls in (NExt, Relex, Linear, Stay)}
+REGISTRY: dict[str, type[Predictor]] = {cls.name: cls for cls in (NExt, Relex, Linear, Trend, Stay)}
 
 
 def make_predictor(method: str, horizon: int = 5, **hparams) -> Predictor:

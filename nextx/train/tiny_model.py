@@ -1,7 +1,10 @@
 """The embedded default model: a ~0.3M-parameter Llama built from a config, with a character
 tokenizer, warmed up by a short deterministic SFT on the task until its greedy held-out accuracy
 is about 30% (so GRPO has signal but room to improve). Built once and cached in
-``$NEXTX_CACHE`` (default ``~/.cache/nextx``), rebuilt whenever the recipe below changes.
+``$NEXTX_CACHE`` (default ``~/.cache/nextx``), rebuilt whenever the recipe below changes. The
+default task's model ships with the package (``assets/``, 1.3 MB, written by
+``python -m nextx.train.tiny_model --write-asset addition``), so neither the demo nor the tests
+spend a minute building it.
 """
 
 from __future__ import annotations
@@ -96,12 +99,24 @@ def warm_up(model, tokenizer, task: Task, recipe: TinyRecipe) -> dict:
     return {"sft_steps": step, "validation_accuracy": accuracy}
 
 
+ASSETS = Path(__file__).parent / "assets"
+
+
 def tiny_model_path(task: str = "addition", *, rebuild: bool = False, log=None) -> Path:
-    """Path of the cached, warmed-up tiny model (+ tokenizer) for ``task``; builds it if needed."""
+    """Path of the warmed-up tiny model (+ tokenizer) for ``task``: the packaged one for this recipe,
+    else the cached one; builds it into the cache if neither exists (or with ``rebuild``)."""
     recipe = TinyRecipe(task=task)
-    path = cache_dir() / f"tiny-{task}-{recipe.key()}"
-    if path.exists() and (path / "nextx-recipe.json").exists() and not rebuild:
-        return path
+    name = f"tiny-{task}-{recipe.key()}"
+    if not rebuild:
+        for path in (ASSETS / name, cache_dir() / name):
+            if (path / "nextx-recipe.json").exists():
+                return path
+    return build_into(cache_dir() / name, recipe, log)
+
+
+def build_into(path: Path, recipe: TinyRecipe, log=None) -> Path:
+    """Build the tiny model of ``recipe`` into ``path`` (atomically), removing stale siblings."""
+    task = recipe.task
     task_obj = get_task(task)
     tokenizer = char_tokenizer(task_obj.alphabet)
     model = build_model(recipe, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
@@ -119,3 +134,13 @@ def tiny_model_path(task: str = "addition", *, rebuild: bool = False, log=None) 
         if stale != path:
             shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+if __name__ == "__main__":  # regenerate a packaged model: python -m nextx.train.tiny_model --write-asset addition
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build a tiny model into nextx/train/assets.")
+    parser.add_argument("--write-asset", metavar="TASK", required=True)
+    task_name = parser.parse_args().write_asset
+    recipe = TinyRecipe(task=task_name)
+    print(build_into(ASSETS / f"tiny-{task_name}-{recipe.key()}", recipe, log=print))
