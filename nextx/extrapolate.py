@@ -149,6 +149,8 @@ class Extrapolation:
         with atomic_output_dir(out, force=force) as tmp:
             self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None)
             copy_model_files(base, tmp)
+            if dtype:
+                _set_config_dtype(tmp / "config.json", dtype)
             write_provenance(tmp, self._record("merged", shard_size=str(shard_size)))
         return Path(out)
 
@@ -198,6 +200,20 @@ class Extrapolation:
             self.save_adapter(tmp / "adapter", rank=rank, dtype=dtype or "float32")
             self.save_merged(tmp / "merged", base=base, shard_size=shard_size, dtype=dtype)
         return {"adapter": Path(out) / "adapter", "merged": Path(out) / "merged"}
+
+
+def _set_config_dtype(config_path: Path, dtype: str) -> None:
+    """config.json says the dtype the weights are stored in (``torch_dtype``, and ``dtype`` in
+    transformers ≥ 4.56), so loaders do not up- or down-cast them on load."""
+    import json
+
+    if not config_path.exists():
+        return
+    config = json.loads(config_path.read_text())
+    for key in ("torch_dtype", "dtype"):
+        if key in config or key == "torch_dtype":
+            config[key] = dtype
+    write_json(config_path, config)
 
 
 def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float]) -> dict:

@@ -249,3 +249,43 @@ def test_output_never_touches_the_source_run(cli_runner, run_copy, tmp_path, whe
     assert err.startswith(f"Error: the output would overwrite or add to the run it is read from ({out}).")
     assert "Write outside" in err
     assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == before
+
+
+def test_merged_dtype_is_written_into_config(cli_runner, trl_run, base_model, tmp_path):
+    out = tmp_path / "out"
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(out), "--method", "linear", "--ahead", "10",
+                                     "--format", "merged", "--base", str(base_model), "--dtype", "bfloat16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
+
+
+def test_format_both_prints_the_adapter_path(cli_runner, trl_run, base_model, tmp_path):
+    out = tmp_path / "out"
+    result = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(out), "--method", "linear", "--ahead", "10",
+                                     "--format", "both", "--base", str(base_model)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out / "adapter")  # what $(…) hands a trainer's --init-adapter
+
+
+def test_error_text_is_printed_literally(cli_runner, tmp_path):
+    """User text with rich markup ([/x], [bold red]) is printed as is, never interpreted."""
+    err = fails(cli_runner, ["inspect", tmp_path / "[bold red]x[/]"], "[bold red]x[/]")
+    assert "run directory does not exist" in err
+
+
+def test_train_refuses_a_non_empty_output(cli_runner, tmp_path):
+    (tmp_path / "run" / "checkpoint-10").mkdir(parents=True)
+    pytest.importorskip("trl")
+    fails(cli_runner, ["train", "-o", tmp_path / "run", "--steps", "1"],
+          "the output directory is not empty: a new run would mix its checkpoints with the old ones",
+          "pass --force to replace it")
+    assert (tmp_path / "run" / "checkpoint-10").is_dir()
+
+
+def test_pickled_adapters_are_refused_by_eval(cli_runner, tmp_path, trl_run):
+    pytest.importorskip("trl")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    shutil.copy(trl_run / "checkpoint-10" / "adapter_config.json", adapter)
+    (adapter / "adapter_model.bin").write_bytes(b"not unpickled")
+    fails(cli_runner, ["eval", adapter], "the adapter is a pickle (adapter_model.bin); nextx does not unpickle by default")

@@ -48,6 +48,35 @@ def test_verl_lora_train_meta_supplies_alpha(tmp_path, base_model):
     assert run.modules["model.layers.0.self_attn.q_proj"].scaling == 16 / 4
 
 
+def test_adapter_config_alpha_wins_over_verl_meta(tmp_path, base_model):
+    """verl's lora_train_meta.json stores an integer-truncated alpha: adapter_config.json wins, with a warning."""
+    make_lora_run(tmp_path / "run", base_model, [10, 20], layout="verl", alpha=8)
+    for step in (10, 20):
+        (tmp_path / "run" / f"global_step_{step}" / "actor" / "lora_train_meta.json").write_text(
+            json.dumps({"r": 4, "lora_alpha": 6}))
+    with pytest.warns(UserWarning, match="lora_train_meta.json says alpha 6, adapter_config.json says 8"):
+        run = load_run(tmp_path / "run")
+    assert run.modules["model.layers.0.self_attn.q_proj"].scaling == 8 / 4
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lora_alpha", "abc", "adapter_config.json has lora_alpha = 'abc', not a number"),
+    ("lora_alpha", -8, "adapter_config.json has a negative lora_alpha (-8)"),
+    ("r", "four", "adapter_config.json has r = 'four', not a positive integer"),
+    ("r", 4.5, "adapter_config.json has r = 4.5, not a positive integer"),
+])
+def test_bad_adapter_config_values_are_named(tmp_path, base_model, field, value, message):
+    make_lora_run(tmp_path / "run", base_model, [10, 20])
+    for step in (10, 20):
+        path = tmp_path / "run" / f"checkpoint-{step}" / "adapter_config.json"
+        config = json.loads(path.read_text())
+        config[field] = value
+        path.write_text(json.dumps(config))
+    with pytest.raises(NextxError) as caught:
+        load_run(tmp_path / "run")
+    assert caught.value.message == message
+
+
 def test_explicit_checkpoints(trl_run):
     run = load_run(None, checkpoints={20: trl_run / "checkpoint-20", 50: trl_run / "checkpoint-50"})
     assert run.layout == "explicit" and run.steps == [20, 50]

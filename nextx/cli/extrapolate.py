@@ -112,7 +112,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
     with progress_bar("writing", len(run.modules) * (2 if fmt == "both" else 1)) as advance:
         result.progress = advance
         paths = result.save(out, fmt=fmt, rank=rank, base=None, shard_size=shard_size, dtype=dtype, force=force)
-    main_path = paths.get("adapter") if fmt == "adapter" else paths.get("merged") if fmt == "merged" else out
+    main_path = paths["merged"] if fmt == "merged" else paths["adapter"]  # both: the adapter (what trainers resume)
     console.print(f"{result.predictor.name}: {result.ahead:.4g} steps ahead (α = {result.coef:.4g}, "
                   f"≈ step {result.target_step:.0f}) → {main_path}")
     hub_url = None

@@ -29,8 +29,11 @@ class NextxGroup(click.Group):
             console.print(f"[bold red]Error:[/] {escape(err.format())}", markup=True, soft_wrap=True, highlight=False)
             ctx.exit(1)
         except KeyboardInterrupt:
-            console.print("Interrupted; partial outputs were removed.")
+            console.print("Interrupted; no partial output was left behind.")
             ctx.exit(130)
+        except BrokenPipeError:  # stdout closed early (`nextx … | head`): not an error of ours
+            _silence_stdout()
+            ctx.exit(0)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as err:  # noqa: BLE001 - last resort: a bug, reported without a traceback
@@ -53,6 +56,14 @@ def cli(debug: bool) -> None:
       nextx backtest runs/grpo --holdout 3
       nextx extrapolate runs/grpo -o runs/grpo-next --ahead 50
     """
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush does not raise again."""
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _register() -> None:

@@ -55,6 +55,7 @@ def _steps_or_auto(value: str | None, option: str) -> float | str | None:
 @click.option("--lora-alpha", type=float, default=16, show_default=True)
 @click.option("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing, non-empty output directory.")
 @click.option("--init-adapter", type=click.Path(exists=True), default=None, help="Start from this adapter.")
 @click.option("--next-at", type=click.IntRange(min=1), default=None, help="Jump with NExt after this step.")
 @click.option("--next-every", type=click.IntRange(min=1), default=None, help="…and again every N steps.")
@@ -68,7 +69,7 @@ def _steps_or_auto(value: str | None, option: str) -> float | str | None:
               help="reward: jump only if a candidate beats staying on the task's validation prompts.")
 @click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,
               help="Validation prompts per candidate with --next-select reward.")
-def train_cmd(out, task, dataset, next_ahead, lora_targets, **options):
+def train_cmd(out, task, dataset, next_ahead, lora_targets, force, **options):
     """Train GRPO + LoRA (TRL); checkpoints in OUT/checkpoint-N. NExt in the loop with --next-at.
 
     \b
@@ -82,6 +83,13 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, **options):
     from nextx.train.config import GRPORunConfig
     from nextx.train.grpo import train
 
+    if Path(out).exists() and any(Path(out).iterdir()):
+        if not force:
+            raise NextxError("the output directory is not empty: a new run would mix its checkpoints with the old ones",
+                             path=out, hint="Choose another -o, or pass --force to replace it.")
+        import shutil
+
+        shutil.rmtree(out)
     config = GRPORunConfig(output_dir=out, task=task or (None if dataset else "addition"), dataset=dataset,
                            next_ahead=_steps_or_auto(next_ahead, "--next-ahead"), lora_targets=lora_targets.split(","),
                            **options)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,16 @@ def _match(patterns: dict, module: str) -> bool:
     return any(re.match(rf"(.*\.)?({key})$", module) for key in patterns)
 
 
+def _number(value, name: str, path: Path) -> float | None:
+    """A config number (None if absent); CheckpointError naming the field if it is not one."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise CheckpointError(f"adapter_config.json has {name} = {value!r}, not a number", path=path,
+                              hint=f"Set \"{name}\" to the value used in training.")
+    return float(value)
+
+
 def read_lora_settings(directory: Path, *, lora_alpha: float | None = None, meta: dict | None = None) -> LoraSettings:
     """Parse and validate adapter_config.json (``meta`` = verl's lora_train_meta.json, if any)."""
     path = directory / ADAPTER_CONFIG
@@ -78,17 +89,36 @@ def read_lora_settings(directory: Path, *, lora_alpha: float | None = None, meta
             path=path,
             hint="Train with use_dora=False to use nextx.",
         )
+    if not isinstance(raw, dict):
+        raise CheckpointError("adapter_config.json is not a JSON object", path=path,
+                              hint="Write the adapter with PEFT's save_pretrained.")
     meta = meta or {}
-    alpha = lora_alpha if lora_alpha is not None else meta.get("lora_alpha", meta.get("alpha", raw.get("lora_alpha")))
+    config_alpha = _number(raw.get("lora_alpha"), "lora_alpha", path)
+    meta_alpha = _number(meta.get("lora_alpha", meta.get("alpha")), "alpha", path)
+    if lora_alpha is not None:
+        alpha = lora_alpha
+    elif config_alpha:  # adapter_config.json wins: verl's meta file stores alpha as an integer
+        alpha = config_alpha
+        if meta_alpha and meta_alpha != config_alpha:
+            warnings.warn(f"{path}: lora_train_meta.json says alpha {meta_alpha:g}, adapter_config.json says "
+                          f"{config_alpha:g}; using adapter_config.json", stacklevel=2)
+    else:
+        alpha = meta_alpha
     if alpha is None or float(alpha) == 0:
         raise UnsupportedAdapterError(
             "adapter_config.json has lora_alpha 0 (as verl's model_merger writes), which would make every update zero",
             path=path,
             hint="Pass the alpha used in training with --lora-alpha.",
         )
-    r = meta.get("r", meta.get("lora_rank", raw.get("r")))
+    if alpha < 0:
+        raise CheckpointError(f"adapter_config.json has a negative lora_alpha ({alpha:g})", path=path,
+                              hint="Pass the alpha used in training with --lora-alpha.")
+    r = raw.get("r") or meta.get("r", meta.get("lora_rank"))
     if not r:
         raise CheckpointError("adapter_config.json has no LoRA rank r", path=path)
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise CheckpointError(f"adapter_config.json has r = {r!r}, not a positive integer", path=path,
+                              hint="Set \"r\" to the LoRA rank the adapter was trained with.")
     return LoraSettings(
         r=int(r),
         lora_alpha=float(alpha),

@@ -77,6 +77,9 @@ def load_policy(config: GRPORunConfig, model_path: str):
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
     if config.init_adapter:
+        from nextx.train.runs import refuse_pickled_adapter
+
+        refuse_pickled_adapter(Path(config.init_adapter))
         return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True), None
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_targets,
                       lora_dropout=0.0, task_type="CAUSAL_LM")

@@ -12,6 +12,14 @@ from nextx.train.evaluate import EvalResult, evaluate, evaluate_population
 from nextx.train.tasks import Task
 
 
+def refuse_pickled_adapter(path: Path, allow_pickle: bool = False) -> None:
+    """NextxError for an adapter stored only as a pickle (.bin), unless ``allow_pickle``: PEFT would
+    unpickle it."""
+    if not allow_pickle and not (path / "adapter_model.safetensors").exists() and (path / "adapter_model.bin").exists():
+        raise NextxError("the adapter is a pickle (adapter_model.bin); nextx does not unpickle by default", path=path,
+                         hint="Convert it to safetensors (PEFT: save_pretrained(..., safe_serialization=True)).")
+
+
 def load_for_eval(path: str | Path, base: str | Path | None = None):
     """(model, tokenizer) for an adapter dir (on ``base`` or its base_model_name_or_path) or a full model dir."""
     import json
@@ -25,6 +33,7 @@ def load_for_eval(path: str | Path, base: str | Path | None = None):
     if (path / ADAPTER_CONFIG).exists():
         from peft import PeftModel
 
+        refuse_pickled_adapter(path)
         base = base or json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
         if not base or not Path(base).exists():
             raise NextxError("cannot find the adapter's base model", path=path, hint="Pass --base PATH.")
