@@ -244,3 +244,59 @@ def test_the_packaged_tiny_model_matches_its_recipe(nextx_cache):
     assert path.parent == ASSETS and not list(nextx_cache.iterdir())  # nothing built
     recorded = json.loads((path / "nextx-recipe.json").read_text())
     assert {k: recorded[k] for k in asdict(TinyRecipe())} == asdict(TinyRecipe())
+
+
+def _effective(model) -> dict[str, torch.Tensor]:
+    """base weight + scaling·B·A of every LoRA layer of a live PEFT model (float64)."""
+    return {n.removeprefix("base_model.model."): (m.base_layer.weight.double() + m.scaling["default"]
+                                                  * m.lora_B["default"].weight.double() @ m.lora_A["default"].weight.double())
+            for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
+
+
+def test_offset_jumps_are_exact_keep_adam_and_survive_save_read_second_jump(tmp_path, warm_tiny, cli_runner):
+    """apply="offset": Ŵ − W_T folded into the frozen base; LoRA factors and Adam's moments untouched;
+    later checkpoints carry the offset, the reader applies it, a second jump builds on the true
+    weights, and `extrapolate --method stay` exports them as a plain PEFT adapter (tolerance 1e-6)."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, TrainerCallback
+
+    from nextx.lowrank import FactoredUpdate, dense_of
+
+    before, after = {}, {}
+
+    class Probe(TrainerCallback):
+        def __init__(self, into):
+            self.into = into
+
+        def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
+            inner = getattr(optimizer, "optimizer", optimizer)
+            self.into[state.global_step] = ({k: v.clone() for k, v in _effective(model).items()}, len(inner.state))
+
+    jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="offset")
+    out = train(_config(tmp_path / "run", warm_tiny), callbacks=[Probe(before), jumper, Probe(after)], log=lambda m: None)
+    assert [j["step"] for j in jumper.jumps] == [2, 3, 4] and all(j["apply"] == "offset" for j in jumper.jumps)
+    w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
+    run = load_run(out)
+    assert [(out / f"checkpoint-{s}" / "nextx_base_offset.safetensors").exists() for s in (1, 2, 3, 4)] == \
+        [False, False, True, True]
+    for name in list(run.modules)[:3]:
+        stack = run.deltas(name)
+        true = {i: w0[name] + dense_of(stack, FactoredUpdate({i: 1.0})) for i in range(4)}  # the reader's weights
+        for i, step in enumerate((1, 2, 3, 4)):  # every checkpoint = the live weights when it was saved
+            assert torch.allclose(before[step][0][name], true[i], rtol=0, atol=1e-6)
+        for i, step in ((1, 2), (2, 3)):  # jump = W_T + (W_T − W_{T−1}) exactly, from the true weights
+            assert torch.allclose(after[step][0][name], 2 * true[i] - true[i - 1], rtol=0, atol=1e-6)
+    assert all(before[s][1] > 0 and after[s][1] == before[s][1] for s in (2, 3))  # Adam's moments kept
+    assert jumper.jumps[0]["max_rank_error"] == 0.0  # nothing truncated
+    stay = tmp_path / "stay"
+    result = cli_runner.invoke(cli, ["extrapolate", str(out), "-o", str(stay), "--method", "stay", "--ahead", "0"])
+    assert result.exit_code == 0, result.output
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm_tiny), stay).merge_and_unload()
+    name = "model.layers.0.mlp.down_proj"
+    assert torch.allclose(dict(merged.named_modules())[name].weight.double(), before[4][0][name], atol=1e-6)
+    from nextx.train.runs import evaluate_path
+
+    task = get_task("addition")
+    assert evaluate_path(out / "checkpoint-4", task, warm_tiny).accuracy == evaluate_path(stay, task, warm_tiny).accuracy

@@ -8,6 +8,7 @@ import click
 
 from nextx.cli.common import console, emit_json
 from nextx.errors import NextxError
+from nextx.predictors import REGISTRY
 
 
 def require_train_extra() -> None:
@@ -23,6 +24,7 @@ def _log(message: str) -> None:
 
 
 TASK_NAMES = ["addition", "chain"]
+JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
 
 
 def _steps_or_auto(value: str | None, option: str) -> float | str | None:
@@ -59,7 +61,7 @@ def _steps_or_auto(value: str | None, option: str) -> float | str | None:
 @click.option("--init-adapter", type=click.Path(exists=True), default=None, help="Start from this adapter.")
 @click.option("--next-at", type=click.IntRange(min=1), default=None, help="Jump with NExt after this step.")
 @click.option("--next-every", type=click.IntRange(min=1), default=None, help="…and again every N steps.")
-@click.option("--method", "next_method", type=click.Choice(["next", "relex", "linear", "auto"]), default="next",
+@click.option("--method", "next_method", type=click.Choice([*JUMP_METHODS, "auto"]), default="next",
               show_default=True)
 @click.option("--next-ahead", default=None,
               help="Jump this many training steps past the checkpoint, or auto (default: one horizon).")
@@ -67,6 +69,8 @@ def _steps_or_auto(value: str | None, option: str) -> float | str | None:
 @click.option("--next-lr", type=float, default=None, help="NExt predictor learning rate (default 2e-5).")
 @click.option("--next-select", type=click.Choice(["weights", "reward"]), default="weights", show_default=True,
               help="reward: jump only if a candidate beats staying on the task's validation prompts.")
+@click.option("--next-apply", type=click.Choice(["refactor", "offset"]), default="refactor", show_default=True,
+              help="refactor: into the rank-r LoRA (Adam reset); offset: into the frozen base (exact, Adam kept).")
 @click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,
               help="Validation prompts per candidate with --next-select reward.")
 def train_cmd(out, task, dataset, next_ahead, lora_targets, force, **options):

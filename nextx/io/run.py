@@ -22,6 +22,7 @@ from nextx.io.discover import (
     lora_settings_for,
 )
 from nextx.io.hub import is_hub_url, resolve_hub_run
+from nextx.io.offsets import read_offsets
 from nextx.io.tensors import ShardedSafetensors, has_full_weights, open_tensor_file
 from nextx.lowrank import DenseStack, FactorStack
 
@@ -66,6 +67,13 @@ class Run:
                 self._files[checkpoint.path] = ShardedSafetensors(checkpoint.path)
         return self._files[checkpoint.path]
 
+    def _offsets(self, checkpoint: Checkpoint) -> dict:
+        """The checkpoint's accumulated base offsets (module → (L, R)), read once."""
+        key = ("offsets", checkpoint.path)
+        if key not in self._files:
+            self._files[key] = read_offsets(checkpoint.path) if checkpoint.kind == "lora" else {}
+        return self._files[key]
+
     def protected_paths(self) -> list[Path]:
         """Directories an output must never be written into, over or around: the run's own directory
         (for local runs), every checkpoint and the base model."""
@@ -109,7 +117,11 @@ class Run:
         pairs = []
         for checkpoint in checkpoints:
             A, B = self._file(checkpoint).get_many(list(spec.keys), check=False)
-            pairs.append(lora_factors(B, A, spec.scaling, fan_in_fan_out))
+            left, right = lora_factors(B, A, spec.scaling, fan_in_fan_out)
+            offset = self._offsets(checkpoint).get(spec.name)
+            if offset is not None:  # jumps folded into the base (NExtCallback(apply="offset")): W₀ + L·R + s·B·A
+                left, right = torch.cat([left, offset[0].to(left.dtype)], 1), torch.cat([right, offset[1].to(right.dtype)], 0)
+            pairs.append((left, right))
         total = torch.stack([t.sum() for pair in pairs for t in pair]).sum()
         if not bool(torch.isfinite(total)):
             for checkpoint in checkpoints:

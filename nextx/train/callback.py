@@ -8,11 +8,18 @@ than ``min_se`` paired standard errors (else no jump) — and writes
 
     Ŵ = W_T + α·ΔŴ            (α: the method's unit for ``ahead`` training steps)
 
-into the live LoRA weights. The live adapter keeps its rank r, so Ŵ − W₀ (rank r+1 for NExt) is
-replaced by its best rank-r approximation; the relative error is logged in ``self.jumps``. Adam's
-moments of the LoRA parameters are cleared (they describe the old factors); the learning rate
-schedule and the step counter continue. The checkpoint at T keeps the pre-jump weights, so the
-run's history stays the real trajectory.
+into the model, in one of two ways (``apply``):
+
+* ``"refactor"`` (default): into the live LoRA weights. The live adapter keeps its rank r, so
+  Ŵ − W₀ (rank r+1 for NExt) is replaced by its best rank-r approximation (relative error logged in
+  ``self.jumps``); Adam's moments of the LoRA parameters are cleared (they describe the old factors).
+* ``"offset"``: exact and optimizer-preserving: the change Ŵ − W_T is added to the frozen base
+  weights (W₀ ← W₀ + Ŵ − W_T, factored), the LoRA factors and Adam's moments are untouched. The
+  accumulated offset is written beside every later checkpoint (`nextx.io.offsets`), where the reader
+  applies it.
+
+Either way the learning rate schedule and the step counter continue, and the checkpoint at T keeps
+the pre-jump weights, so the run's history stays the real trajectory.
 
     trainer = GRPOTrainer(..., peft_config=lora, callbacks=[NExtCallback(at=100, ahead=50)])
 """
@@ -22,14 +29,16 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import TrainerCallback
 
 from nextx.choose import choose_jump
+from nextx.io.offsets import accumulate, write_offsets
 from nextx.io.run import load_run
-from nextx.lowrank import factors_of, truncate
+from nextx.lowrank import FactoredUpdate, factors_of, truncate
 
 LORA_PREFIX = "base_model.model."
 
@@ -48,14 +57,18 @@ class NExtCallback(TrainerCallback):
         select: "weights" (as given / backtest) or "reward" (needs ``scorer``).
         scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
         min_se: a reward-selected jump must beat staying by more than this many paired SE.
+        apply: "refactor" (into the rank-r LoRA, Adam reset) or "offset" (into the base, exact, Adam kept).
         coef: the method's own α instead of ``ahead`` (advanced).
         log: a function taking one line per jump (and per candidate).
     """
 
     def __init__(self, at: int, every: int | None = None, method: str = "next", ahead: float | str | None = None,
                  horizon: int = 3, hparams: dict | None = None, select: str = "weights", scorer=None,
-                 min_se: float = 2.0, coef: float | None = None, log=None):
+                 min_se: float = 2.0, apply: str = "refactor", coef: float | None = None, log=None):
+        if apply not in ("refactor", "offset"):
+            raise ValueError(f"apply must be 'refactor' or 'offset', not {apply!r}")
         self.at, self.every, self.method, self.ahead, self.coef = at, every, method, ahead, coef
+        self.apply, self.offsets = apply, {}  # module → (L, R) of the accumulated base offset
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
         self.select, self.scorer, self.min_se = select, scorer, min_se
         self.jumps: list[dict] = []
@@ -67,6 +80,9 @@ class NExtCallback(TrainerCallback):
         return bool(self.every) and step > self.at and (step - self.at) % self.every == 0
 
     def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if self.offsets:  # this checkpoint's true weights include the jumps made so far
+            write_offsets(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.offsets,
+                          [j for j in self.jumps if j["jumped"]])
         if not self.due(state.global_step):
             return control
         start = time.perf_counter()
@@ -79,12 +95,14 @@ class NExtCallback(TrainerCallback):
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
                                  hparams={"next": self.hparams}, log=self.log)
         errors = {}
-        if choice.jump:
+        if choice.jump and self.apply == "offset":
+            add_to_base_weights(model, choice.extrapolation, self.offsets)
+        elif choice.jump:
             errors = load_into_live_model(model, choice.extrapolation)
             reset_adam_moments(optimizer)
         jump = {"step": state.global_step, "jumped": choice.jump, "method": choice.method, "ahead_steps": choice.ahead,
                 "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
-                "reason": choice.reason, "seconds": time.perf_counter() - start,
+                "reason": choice.reason, "apply": self.apply, "seconds": time.perf_counter() - start,
                 "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
                 "max_rank_error": max(errors.values(), default=0.0)}
         self.jumps.append(jump)
@@ -141,6 +159,22 @@ def load_into_live_model(model, extrapolation) -> dict[str, float]:
         lora_A.copy_(new_A.to(lora_A.dtype))
         lora_B.copy_(new_B.to(lora_B.dtype))
     return errors
+
+
+@torch.no_grad()
+def add_to_base_weights(model, extrapolation, offsets: dict) -> None:
+    """W₀ ← W₀ + (Ŵ − W_T) in every trained module's frozen base weight (exact, in the stored
+    orientation); the change's factors are accumulated into ``offsets``. LoRA factors and the
+    optimizer are untouched, so the live model moves from W_T to Ŵ and training continues from there."""
+    layers = _lora_layers(model)
+    last = len(extrapolation.run.steps) - 1
+    for name, stack, update in extrapolation.module_updates():
+        left, right = factors_of(stack, update - FactoredUpdate({last: 1.0}))  # Ŵ − W_T
+        if left.shape[1] == 0:
+            continue
+        weight = layers[name].base_layer.weight
+        weight.add_((left @ right).to(device=weight.device, dtype=weight.dtype))
+        accumulate(offsets, name, left, right)
 
 
 def reset_adam_moments(optimizer) -> None:

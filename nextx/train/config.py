@@ -42,6 +42,7 @@ class GRPORunConfig:
     next_lr: float | None = None  # NExt predictor lr; None = paper's 2e-5 (see README for tiny models)
     next_select: str = "weights"  # weights (as given / backtest) | reward (the task's validation verifier)
     next_eval_size: int = 500  # validation prompts scored per candidate with next_select="reward"
+    next_apply: str = "refactor"  # refactor (rank-r LoRA, Adam reset) | offset (into the base, exact, Adam kept)
 
     def __post_init__(self):
         if self.task is None and self.dataset is None:
@@ -61,6 +62,8 @@ class GRPORunConfig:
                     f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
                     hint="Jump later, save more often, or lower the horizon.",
                 )
+        if self.next_apply not in ("refactor", "offset"):
+            raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose refactor or offset.")
         if self.next_select not in ("weights", "reward"):
             raise NextxError(f"unknown --next-select {self.next_select!r}", hint="Choose weights or reward.")
         if self.next_select == "reward" and self.task is None:

@@ -32,6 +32,9 @@ ARMS = {  # arm → the jump's GRPORunConfig fields (None: the config's next_ahe
     "next": {"next_method": "next", "next_ahead": None},
     "relex": {"next_method": "relex", "next_ahead": None},
     "linear": {"next_method": "linear", "next_ahead": None},
+    "trend": {"next_method": "trend", "next_ahead": None},
+    "next-offset": {"next_method": "next", "next_ahead": None, "next_apply": "offset"},
+    "reward-offset": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "offset"},
     "reward": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward"},
 }
 

@@ -80,6 +80,13 @@ def load_policy(config: GRPORunConfig, model_path: str):
         from nextx.train.runs import refuse_pickled_adapter
 
         refuse_pickled_adapter(Path(config.init_adapter))
+        from nextx.io.offsets import has_offset
+
+        if has_offset(config.init_adapter):
+            raise NextxError("this checkpoint's weights include jumps folded into the base (nextx_base_offset."
+                             "safetensors), which PEFT would drop", path=config.init_adapter,
+                             hint="Export it as a plain adapter first: nextx extrapolate RUN -o OUT --method stay "
+                                  "--ahead 0 (RUN cut at this checkpoint, e.g. with --checkpoint STEP=PATH).")
         return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True), None
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_targets,
                       lora_dropout=0.0, task_type="CAUSAL_LM")
@@ -135,7 +142,8 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
 
             scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
         callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead,
-                                      config.next_horizon, hparams, select=config.next_select, scorer=scorer, log=log))
+                                      config.next_horizon, hparams, select=config.next_select, scorer=scorer, apply=config.next_apply,
+                                      log=log))
     if console is not None:
         from nextx.train.progress import ProgressCallback
 

@@ -20,6 +20,23 @@ def refuse_pickled_adapter(path: Path, allow_pickle: bool = False) -> None:
                          hint="Convert it to safetensors (PEFT: save_pretrained(..., safe_serialization=True)).")
 
 
+def apply_base_offsets(model, path: Path) -> None:
+    """Add a checkpoint's accumulated base offsets (`nextx.io.offsets`) to the PEFT model's base weights."""
+    import torch
+
+    from nextx.io.offsets import read_offsets
+
+    offsets = read_offsets(path)
+    if not offsets:
+        return
+    layers = {name.removeprefix("base_model.model."): module for name, module in model.named_modules()
+              if hasattr(module, "base_layer")}
+    with torch.no_grad():
+        for name, (left, right) in offsets.items():
+            weight = layers[name].base_layer.weight
+            weight.add_((left.double() @ right.double()).to(device=weight.device, dtype=weight.dtype))
+
+
 def load_for_eval(path: str | Path, base: str | Path | None = None):
     """(model, tokenizer) for an adapter dir (on ``base`` or its base_model_name_or_path) or a full model dir."""
     import json
@@ -38,6 +55,7 @@ def load_for_eval(path: str | Path, base: str | Path | None = None):
         if not base or not Path(base).exists():
             raise NextxError("cannot find the adapter's base model", path=path, hint="Pass --base PATH.")
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), path)
+        apply_base_offsets(model, path)
         tokenizer_dir = path if (path / "tokenizer_config.json").exists() else base
     elif has_full_weights(path):
         model = AutoModelForCausalLM.from_pretrained(path)
