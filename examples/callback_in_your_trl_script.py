@@ -38,6 +38,6 @@ trainer = GRPOTrainer(
     train_dataset=dataset,
     processing_class=AutoTokenizer.from_pretrained(model_dir),
     peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"),
-    callbacks=[NExtCallback(at=100, method="next", coef=1.5, horizon=3, hparams={"lr": 3e-4}, log=print)],
+    callbacks=[NExtCallback(at=100, method="next", ahead=50, horizon=3, hparams={"lr": 3e-4}, log=print)],
 )
 trainer.train()

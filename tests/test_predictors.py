@@ -171,3 +171,13 @@ def test_scores_survive_round_off_and_nan():
     assert best_method(methods) == "linear"
     assert best_method({"next": broken}) == "stay"
     assert json.loads(dumps_json({"next": broken}))["next"]["rel_error"] is None
+
+
+@pytest.mark.parametrize("method,steps_per_alpha", [("next", 30.0), ("relex", 30.0), ("linear", 10.0), ("trend", 10.0)])
+def test_steps_ahead_and_alpha_per_method(method, steps_per_alpha):
+    """One unit for users (training steps); α is each method's own: next/relex horizons, linear/trend intervals."""
+    predictor = make_predictor(method, horizon=3)
+    steps = list(range(10, 81, 10))
+    assert predictor.coef_for_ahead(steps_per_alpha, steps) == pytest.approx(1.0)
+    assert predictor.ahead_for_coef(1.5, steps) == pytest.approx(1.5 * steps_per_alpha)
+    assert predictor.coef_for_step(80 + 2 * steps_per_alpha, steps) == pytest.approx(2.0)

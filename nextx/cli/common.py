@@ -53,6 +53,16 @@ def run_options(func):
     return wrapper
 
 
+def number_or_auto(value: str | None, option: str) -> float | str | None:
+    """An option's value as a float, or "auto" / None as given; a usage error otherwise."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'", param_hint=option) from None
+
+
 def emit_json(payload: dict) -> None:
     """One JSON object on stdout, with the nextx version."""
     click.echo(dumps_json({"nextx_version": __version__, **payload}, indent=None))

@@ -12,20 +12,19 @@ import click
 from rich.table import Table
 
 from nextx.choose import choose_jump
-from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
+from nextx.cli.common import (
+    console,
+    emit_json,
+    eval_options,
+    make_scorer,
+    number_or_auto,
+    progress_bar,
+    run_options,
+)
 from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, render_backtest
 from nextx.errors import PredictorError
 from nextx.extrapolate import DTYPES, check_output_path, extrapolate
 from nextx.fit import load_predictor
-
-
-def _number_or_auto(value: str | None, option: str) -> float | str | None:
-    if value is None or value == "auto":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'", param_hint=option) from None
 
 
 @click.command("extrapolate")
@@ -69,8 +68,8 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
       nextx extrapolate runs/grpo -o out --method auto --ahead auto --format both --base Qwen2.5-1.5B
       python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --to-step 250)"
     """
-    ahead = _number_or_auto(ahead, "--ahead")
-    coef = _number_or_auto(coef, "--coef")
+    ahead = number_or_auto(ahead, "--ahead")
+    coef = number_or_auto(coef, "--coef")
     if coef == "auto":  # older spelling of --ahead auto
         coef, ahead = None, (ahead if ahead is not None else "auto")
     given = sum(x is not None for x in (ahead, to_step, coef))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nextx.cli.common import console, emit_json
+from nextx.cli.common import console, emit_json, number_or_auto
 from nextx.errors import NextxError
 from nextx.predictors import REGISTRY
 
@@ -25,15 +25,6 @@ def _log(message: str) -> None:
 
 TASK_NAMES = ["addition", "chain"]
 JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
-
-
-def _steps_or_auto(value: str | None, option: str) -> float | str | None:
-    if value is None or value == "auto":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number of steps nor 'auto'", param_hint=option) from None
 
 
 @click.command("train")
@@ -95,7 +86,7 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, force, **options):
 
         shutil.rmtree(out)
     config = GRPORunConfig(output_dir=out, task=task or (None if dataset else "addition"), dataset=dataset,
-                           next_ahead=_steps_or_auto(next_ahead, "--next-ahead"), lora_targets=lora_targets.split(","),
+                           next_ahead=number_or_auto(next_ahead, "--next-ahead"), lora_targets=lora_targets.split(","),
                            **options)
     click.echo(str(train(config, log=_log, console=console)))
 
