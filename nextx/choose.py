@@ -93,6 +93,7 @@ def choose_jump(
     hparams: dict[str, dict] | None = None,
     fitter: Fitter = plain_fitter,
     log: Callable[[str], None] | None = None,
+    cap: float | None = None,
 ) -> JumpChoice:
     """Decide the jump for ``run`` (see the module docstring)."""
     hparams = {m: dict(h) for m, h in (hparams or {}).items()}
@@ -106,7 +107,7 @@ def choose_jump(
         fixed = [float(ahead)] if ahead not in (None, "auto") else None
         chosen_methods = list(methods or (CANDIDATE_METHODS if method == "auto" else (method,)))
         return select_by_reward(run, scorer, chosen_methods, list(aheads or fixed or ahead_grid(run.steps, horizon)),
-                                horizon=horizon, min_se=min_se, hparams=hparams, fitter=fitter, log=log)
+                                horizon=horizon, min_se=min_se, hparams=hparams, fitter=fitter, log=log, cap=cap)
     if select != "weights":
         raise PredictorError(f"unknown selection {select!r}", hint="Choose weights or reward.")
     report = None
@@ -120,7 +121,7 @@ def choose_jump(
                                   f"{ahead:.1f} steps ahead, less than one checkpoint interval "
                                   f"({checkpoint_interval(run.steps):g} steps)", backtest=report.to_dict())
     predictor, traj = fitter(run, method, horizon, hparams.get(method, {}), None)
-    jump = extrapolate(run, predictor, ahead=ahead, to_step=to_step, coef=coef, traj=traj)
+    jump = extrapolate(run, predictor, ahead=ahead, to_step=to_step, coef=coef, traj=traj, cap=cap)
     if report is not None:
         jump.provenance["backtest"] = report.to_dict()
         reason = f"chosen by weight-space backtest error, not by task reward ({method} best)"
@@ -132,7 +133,7 @@ def choose_jump(
 
 def select_by_reward(run: Run, scorer: Scorer, methods: Sequence[str], aheads: Sequence[float], *, horizon: int,
                      min_se: float = 2.0, hparams: dict[str, dict] | None = None, fitter: Fitter = plain_fitter,
-                     log: Callable[[str], None] | None = None) -> JumpChoice:
+                     log: Callable[[str], None] | None = None, cap: float | None = None) -> JumpChoice:
     """Score stay and every (method, steps ahead) candidate; jump to the best one only if it beats stay
     by more than ``min_se`` paired standard errors. One trajectory computation and one fit per method."""
     hparams = hparams or {}
@@ -145,7 +146,7 @@ def select_by_reward(run: Run, scorer: Scorer, methods: Sequence[str], aheads: S
     for method in methods:
         predictor, traj = fitter(run, method, horizon, hparams.get(method, {}), traj)
         for ahead in aheads:
-            candidate = extrapolate(run, predictor, ahead=ahead, traj=traj)
+            candidate = extrapolate(run, predictor, ahead=ahead, traj=traj, cap=cap)
             score = scorer.score(candidate)
             row = _row(method, ahead, candidate.coef, score, stay_score, min_se)
             rows.append(row)

@@ -27,7 +27,7 @@ from nextx.io.run import Run
 from nextx.io.shards import ShardedWriter, TensorEntry
 from nextx.io.tensors import ShardedSafetensors, checked
 from nextx.io.write import atomic_output_dir, copy_model_files, parse_size, write_json
-from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate
+from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate, update_inner
 from nextx.predictors import ModuleContext, Prediction, Predictor
 from nextx.trajectory import Trajectories, module_trajectory
 
@@ -44,6 +44,7 @@ class Extrapolation:
     provenance: dict = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
     trajectories: Trajectories | None = None  # the run's, if already computed (saves recomputing them)
+    cap: float | None = None  # trust region: per module, ‖Ŵ − W_T‖ ≤ cap · ‖W_T − W_{T−1}‖
     _predictions: dict[str, Prediction] | None = field(default=None, repr=False)
 
     @property
@@ -66,7 +67,10 @@ class Extrapolation:
             prediction = self.predictor.predict(ModuleContext(name, stack, self.run.steps, last))
         if self.progress:
             self.progress(name)
-        return stack, prediction.at(self.coef, last)
+        update = prediction.at(self.coef, last)
+        if self.cap is not None and last > 0:
+            update = capped(stack, update, last, self.cap)
+        return stack, update
 
     def trajectory_predictions(self) -> dict[str, Prediction]:
         """For methods that predict from rank-1 trajectories (NExt): every module's prediction in one
@@ -235,6 +239,19 @@ def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float])
     return config
 
 
+def capped(stack, update: FactoredUpdate, last: int, cap: float) -> FactoredUpdate:
+    """Ŵ − W₀ with the jump Ŵ − W_T scaled down (never up) so that ‖Ŵ − W_T‖_F ≤ cap · ‖W_T − W_{T−1}‖_F,
+    the last checkpoint interval's real update (norms from the factors' Gram blocks)."""
+    at_last = FactoredUpdate({last: 1.0})
+    change = update - at_last
+    interval = FactoredUpdate({last: 1.0, last - 1: -1.0})
+    jump = math.sqrt(max(update_inner(stack, change, change), 0.0))
+    limit = cap * math.sqrt(max(update_inner(stack, interval, interval), 0.0))
+    if jump <= limit or jump == 0:
+        return update
+    return at_last + (limit / jump) * change
+
+
 def check_output_path(run: Run, out: str | Path) -> None:
     """NextxError if ``out`` is, is inside, or contains the run, one of its checkpoints or the base:
     an output must never replace or add to its own source."""
@@ -263,10 +280,10 @@ def check_ahead(ahead: float, steps: list[int]) -> None:
 
 def extrapolate(run: Run, predictor: Predictor, *, ahead: float | None = None, to_step: float | None = None,
                 coef: float | None = None, provenance: dict | None = None, progress=None,
-                traj: Trajectories | None = None) -> Extrapolation:
+                traj: Trajectories | None = None, cap: float | None = None) -> Extrapolation:
     """Ŵ for the weights ``ahead`` training steps past the last checkpoint (or at step ``to_step``);
     ``coef`` gives the method's own α instead. ``traj``: the run's rank-1 trajectories if already
-    computed (e.g. by `fit`)."""
+    computed (e.g. by `fit`). ``cap``: a trust region, per module ‖Ŵ − W_T‖ ≤ cap·‖W_T − W_{T−1}‖."""
     from nextx.fit import check_predictor_matches
 
     check_predictor_matches(predictor, run)
@@ -284,4 +301,7 @@ def extrapolate(run: Run, predictor: Predictor, *, ahead: float | None = None, t
         ahead = predictor.ahead_for_coef(coef, run.steps)
     check_ahead(ahead, run.steps)
     coef = coef if coef is not None else predictor.coef_for_ahead(ahead, run.steps)
-    return Extrapolation(run, predictor, float(coef), dict(provenance or {}), progress, traj)
+    if cap is not None and not (math.isfinite(cap) and cap >= 0):
+        raise PredictorError(f"--cap {cap:g} is not a non-negative number", hint="Example: --cap 2 (two intervals' motion).")
+    provenance = {**(provenance or {}), **({"cap": cap} if cap is not None else {})}
+    return Extrapolation(run, predictor, float(coef), provenance, progress, traj, cap)

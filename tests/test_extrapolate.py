@@ -277,3 +277,26 @@ def test_saved_predictor_reads_from_its_last_step_with_the_same_result(trl_run, 
     chained = extrapolate(run, predictor, coef=1.5).save_adapter(tmp_path / "chained")
     a, b = load_file(short / "adapter_model.safetensors"), load_file(chained / "adapter_model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("cap", [0.5, 1.0, 100.0])
+def test_capped_jumps_respect_the_trust_region(trl_run, cap):
+    """Per module ‖Ŵ − W_T‖ ≤ cap·‖W_T − W_{T−1}‖, same direction; a loose cap changes nothing."""
+    from nextx.lowrank import FactoredUpdate, update_inner
+
+    run = load_run(trl_run)
+    predictor = fit(run, "linear")
+    free = extrapolate(run, predictor, ahead=30)  # 3 intervals of the last velocity: norm ratio 3
+    capped = extrapolate(run, predictor, ahead=30, cap=cap)
+    last = len(run.steps) - 1
+    for name in list(run.modules)[:4]:
+        stack, update = capped.module_update(name)
+        _, update_free = free.module_update(name)
+        change = update - FactoredUpdate({last: 1.0})
+        change_free = update_free - FactoredUpdate({last: 1.0})
+        interval = FactoredUpdate({last: 1.0, last - 1: -1.0})
+        norm = update_inner(stack, change, change) ** 0.5
+        limit = update_inner(stack, interval, interval) ** 0.5
+        assert norm == pytest.approx(min(cap, 3.0) * limit, rel=1e-6)
+        cosine = update_inner(stack, change, change_free) / (norm * update_inner(stack, change_free, change_free) ** 0.5)
+        assert cosine == pytest.approx(1.0, abs=1e-9)

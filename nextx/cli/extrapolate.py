@@ -42,6 +42,8 @@ from nextx.fit import load_predictor
               help="reward: score candidates (methods × steps ahead) and stay; write one only if it wins.")
 @click.option("--min-se", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="--select reward: the winner must beat stay by more than this many paired SE.")
+@click.option("--cap", type=click.FloatRange(min=0), default=None,
+              help="Trust region: per module ‖Ŵ − W_T‖ ≤ CAP × ‖W_T − W_{T−1}‖ (the last interval's update).")
 @eval_options
 @click.option("--format", "fmt", type=click.Choice(["adapter", "merged", "both"]), default="adapter", show_default=True)
 @click.option("--rank", type=click.IntRange(min=1), default=None, help="Recompress the adapter to this rank.")
@@ -56,7 +58,7 @@ from nextx.fit import load_predictor
 @click.option("--push-to-hub", "push_repo", default=None, metavar="OWNER/REPO", help="Also upload the output.")
 @click.option("--private", is_flag=True, help="Create the --push-to-hub repo as private.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (paths, steps ahead, method) on stdout.")
-def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, select, min_se, eval_task,
+def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, select, min_se, cap, eval_task,
                     eval_function, eval_cmd, eval_timeout, eval_size, fmt, rank, shard_size, dtype, horizon, holdout,
                     seed, force, push_repo, private, as_json):
     """Extrapolate RUN's last checkpoint and write weights a trainer resumes from.
@@ -87,7 +89,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
             raise PredictorError("--ahead auto and --select reward need --method (they refit on the run's history)")
         predictor = load_predictor(predictor_dir)
         with progress_bar("writing", len(run.modules)) as advance:
-            result = extrapolate(run, predictor, ahead=ahead, to_step=to_step, coef=coef, progress=advance)
+            result = extrapolate(run, predictor, ahead=ahead, to_step=to_step, coef=coef, progress=advance, cap=cap)
         choice_record = {"jump": True, "criterion": "given", "reason": "given"}
     else:
         method = method or "next"
@@ -96,7 +98,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
                           "(add --select reward --eval… to choose by reward).")
         choice = choose_jump(run, method=method, ahead=ahead, to_step=to_step, coef=coef, horizon=horizon,
                              select=select, scorer=scorer, min_se=min_se, holdout=holdout, seed=seed,
-                             fitter=fit_with_progress, log=None)
+                             fitter=fit_with_progress, log=None, cap=cap)
         if choice.backtest:
             render_backtest(choice.backtest)
         if choice.candidates:

@@ -62,6 +62,8 @@ JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
               help="reward: jump only if a candidate beats staying on the task's validation prompts.")
 @click.option("--next-apply", type=click.Choice(["refactor", "offset"]), default="refactor", show_default=True,
               help="refactor: into the rank-r LoRA (Adam reset); offset: into the frozen base (exact, Adam kept).")
+@click.option("--next-cap", type=click.FloatRange(min=0), default=None,
+              help="Trust region: each jump ≤ this × the last checkpoint interval's update, per module.")
 @click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,
               help="Validation prompts per candidate with --next-select reward.")
 def train_cmd(out, task, dataset, next_ahead, lora_targets, force, **options):

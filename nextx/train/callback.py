@@ -58,17 +58,19 @@ class NExtCallback(TrainerCallback):
         scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
         min_se: a reward-selected jump must beat staying by more than this many paired SE.
         apply: "refactor" (into the rank-r LoRA, Adam reset) or "offset" (into the base, exact, Adam kept).
+        cap: trust region, per module ‖Ŵ − W_T‖ ≤ cap · ‖W_T − W_{T−1}‖ (None: no cap).
         coef: the method's own α instead of ``ahead`` (advanced).
         log: a function taking one line per jump (and per candidate).
     """
 
     def __init__(self, at: int, every: int | None = None, method: str = "next", ahead: float | str | None = None,
                  horizon: int = 3, hparams: dict | None = None, select: str = "weights", scorer=None,
-                 min_se: float = 2.0, apply: str = "refactor", coef: float | None = None, log=None):
+                 min_se: float = 2.0, apply: str = "refactor", cap: float | None = None, coef: float | None = None,
+                 log=None):
         if apply not in ("refactor", "offset"):
             raise ValueError(f"apply must be 'refactor' or 'offset', not {apply!r}")
         self.at, self.every, self.method, self.ahead, self.coef = at, every, method, ahead, coef
-        self.apply, self.offsets = apply, {}  # module → (L, R) of the accumulated base offset
+        self.apply, self.cap, self.offsets = apply, cap, {}  # module → (L, R) of the accumulated base offset
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
         self.select, self.scorer, self.min_se = select, scorer, min_se
         self.jumps: list[dict] = []
@@ -93,7 +95,7 @@ class NExtCallback(TrainerCallback):
         with preserved_rng():  # fitting and scoring must not shift the training's random streams
             choice = choose_jump(run, method=self.method, ahead=ahead, coef=self.coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
-                                 hparams={"next": self.hparams}, log=self.log)
+                                 hparams={"next": self.hparams}, log=self.log, cap=self.cap)
         errors = {}
         if choice.jump and self.apply == "offset":
             add_to_base_weights(model, choice.extrapolation, self.offsets)

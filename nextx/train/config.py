@@ -42,6 +42,7 @@ class GRPORunConfig:
     next_lr: float | None = None  # NExt predictor lr; None = paper's 2e-5 (see README for tiny models)
     next_select: str = "weights"  # weights (as given / backtest) | reward (the task's validation verifier)
     next_eval_size: int = 500  # validation prompts scored per candidate with next_select="reward"
+    next_cap: float | None = None  # trust region: jump norm ≤ cap × the last interval's update norm, per module
     next_apply: str = "refactor"  # refactor (rank-r LoRA, Adam reset) | offset (into the base, exact, Adam kept)
 
     def __post_init__(self):
