@@ -132,8 +132,12 @@ class Extrapolation:
                 left, right = torch.zeros(left.shape[0], 1, dtype=left.dtype), torch.zeros(1, right.shape[1], dtype=left.dtype)
             scaling = self.run.modules[name].scaling
             B, A = (right.T / scaling, left.T) if fan_in_fan_out else (left / scaling, right)
-            tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = A.to(dtype).contiguous()
-            tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = B.to(dtype).contiguous()
+            A, B = A.to(dtype).contiguous(), B.to(dtype).contiguous()
+            if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
+                raise NextxError(f"the extrapolated adapter of {name} is not finite in {str(dtype).removeprefix('torch.')}",
+                                 path=self.run.source, hint="Jump less far (--ahead), or write --dtype float32.")
+            tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = A
+            tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = B
             ranks[name], scalings[name] = A.shape[0], scaling
         last = len(self.run.steps) - 1
         for key in self.run.passthrough_keys:  # modules_to_save and other extras: as in W_T
@@ -186,7 +190,9 @@ class Extrapolation:
                               else w0.float().add_(update_dense).to(entry.dtype))
                     tensor = checked(tensor, key, base)
                 else:  # full runs' 1-D and other non-decomposed tensors as in W_T; the rest as in the base
-                    tensor = source(key).get(key, check=key in carried).to(entry.dtype)
+                    tensor = source(key).get(key, check=True)  # a NaN in the base is refused, not copied
+                    if tensor.dtype != entry.dtype:  # a down-cast may overflow to Inf
+                        tensor = checked(tensor.to(entry.dtype), key, base)
                 writer.add(key, tensor)
             writer.close()
 

@@ -289,3 +289,41 @@ def test_pickled_adapters_are_refused_by_eval(cli_runner, tmp_path, trl_run):
     shutil.copy(trl_run / "checkpoint-10" / "adapter_config.json", adapter)
     (adapter / "adapter_model.bin").write_bytes(b"not unpickled")
     fails(cli_runner, ["eval", adapter], "the adapter is a pickle (adapter_model.bin); nextx does not unpickle by default")
+
+
+def test_integer_lora_factors_are_refused(cli_runner, run_copy):
+    for step in (10, 20, 30, 40, 50, 60, 70, 80):
+        path = run_copy / f"checkpoint-{step}" / "adapter_model.safetensors"
+        tensors = load_file(path)
+        save_file({k: v.to(torch.int32) if "lora_A" in k else v for k, v in tensors.items()}, path)
+    fails(cli_runner, ["inspect", run_copy], "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight is int32, "
+          "not a float16/bfloat16/float32/float64 LoRA factor", "Dequantize the adapter")
+
+
+def test_shard_index_paths_must_stay_inside_the_base(cli_runner, trl_run, base_model, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(base_model, base)
+    (base / "model.safetensors").rename(base / "shard.safetensors")
+    keys = list(load_file(base / "shard.safetensors"))
+    weight_map = {k: "../outside/shard.safetensors" if i == 0 else "shard.safetensors" for i, k in enumerate(keys)}
+    (base / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "linear", "--ahead", "10",
+                       "--format", "merged", "--base", base],
+          "the shard index names a file outside the model directory: '../outside/shard.safetensors'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("url", ["hf://org/run/../../etc", "hf://org/run@main/./x", "hf://org/run/a/../b"])
+def test_hub_subdir_cannot_leave_the_repository(cli_runner, url):
+    fails(cli_runner, ["inspect", url], "SUBDIR must be a path inside the repository")
+
+
+def test_non_finite_outputs_are_refused(cli_runner, run_copy, tmp_path):
+    """Factors that overflow float16 when written: refused with the module named, nothing written."""
+    for step in (10, 20, 30, 40, 50, 60, 70, 80):
+        path = run_copy / f"checkpoint-{step}" / "adapter_model.safetensors"
+        save_file({k: v * 1e4 * step if "lora_B" in k else v for k, v in load_file(path).items()}, path)
+    err = fails(cli_runner, ["extrapolate", run_copy, "-o", tmp_path / "out", "--method", "linear", "--ahead", "10",
+                             "--dtype", "float16"], "is not finite in float16", "--dtype float32")
+    assert err.startswith("Error: the extrapolated adapter of model.layers.")
+    assert not (tmp_path / "out").exists()

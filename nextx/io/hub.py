@@ -55,7 +55,10 @@ def parse_hub_url(url: str) -> HubSource:
     match = re.fullmatch(r"hf://([^/@]+/[^/@]+)(?:@([^/]+))?(?:/(.+))?", url.rstrip("/"))
     if not match:
         raise RunLayoutError(f"{url!r} is not hf://OWNER/REPO[@REVISION][/SUBDIR]")
-    return HubSource(match[1], match[2], match[3])
+    subdir = match[3]
+    if subdir is not None and (subdir.startswith("/") or any(part in ("..", ".") for part in subdir.split("/"))):
+        raise RunLayoutError(f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or leading '/')")
+    return HubSource(match[1], match[2], subdir)
 
 
 def _settings() -> dict:

@@ -201,6 +201,15 @@ def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run
         specs = {}
         for name, keys in sorted(names.items()):
             a_shape, b_shape = tensor_file.shape(keys["A"]), tensor_file.shape(keys["B"])
+            if len(a_shape) != 2 or len(b_shape) != 2:
+                raise CheckpointError(f"module {name}: LoRA factors must be 2-D, got lora_A {list(a_shape)} and "
+                                      f"lora_B {list(b_shape)}", path=checkpoint.path)
+            for key in (keys["A"], keys["B"]):
+                dtype = tensor_file.dtype(key)
+                if not dtype.is_floating_point or dtype.itemsize < 2:
+                    raise CheckpointError(f"{key} is {str(dtype).removeprefix('torch.')}, not a float16/bfloat16/"
+                                          "float32/float64 LoRA factor", path=checkpoint.path,
+                                          hint="Dequantize the adapter before reading it with nextx.")
             rank = a_shape[0]
             if b_shape[1] != rank or rank != settings.rank_for(name):
                 raise CheckpointError(

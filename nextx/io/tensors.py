@@ -103,6 +103,12 @@ class ShardedSafetensors:
                 raise CheckpointError(f"unreadable shard index: {first_line(err)}", path=index) from None
         else:
             weight_map = {key: WEIGHTS_FILE for key in SafetensorsFile(self.directory / WEIGHTS_FILE).keys()}
+        if not isinstance(weight_map, dict):
+            raise CheckpointError("the shard index's weight_map is not an object", path=index)
+        for name in set(weight_map.values()):  # shards must lie inside the model directory
+            if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise CheckpointError(f"the shard index names a file outside the model directory: {name!r}",
+                                      path=index, hint="Shard names must be plain file names inside the directory.")
         self._weight_map: dict[str, str] = weight_map
         self._files: dict[str, SafetensorsFile] = {}
 
@@ -146,6 +152,9 @@ class PickleFile:
 
     def shape(self, key: str) -> tuple[int, ...]:
         return tuple(self._tensors[key].shape)
+
+    def dtype(self, key: str) -> torch.dtype:
+        return self._tensors[key].dtype
 
     def get(self, key: str, *, check: bool = True) -> torch.Tensor:
         return checked(self._tensors[key], key, self.path) if check else self._tensors[key]
