@@ -84,3 +84,53 @@ def test_a_failed_write_surfaces_in_the_caller(tmp_path):
         for entry in entries:
             writer.add(entry.name, torch.zeros(entry.shape))
         writer.close()
+
+
+def test_one_writer_per_output_and_stale_temp_dirs_are_cleaned(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from nextx.errors import OutputExistsError
+    from nextx.io.write import atomic_output_dir
+
+    out = tmp_path / "out"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited: its leftovers are stale
+    (tmp_path / f".out.nextx-tmp-{pid}").mkdir()
+    (tmp_path / ".out.nextx-lock").write_text(str(pid))
+    with atomic_output_dir(out) as tmp:
+        assert not (tmp_path / f".out.nextx-tmp-{pid}").exists()  # cleaned at start
+        assert (tmp_path / ".out.nextx-lock").read_text() == str(os.getpid())
+        busy = f"another nextx process \\(pid {os.getpid()}\\) is writing"
+        with pytest.raises(OutputExistsError, match=busy), atomic_output_dir(out):
+            pass
+        (tmp / "x").write_text("1")
+    assert (out / "x").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_output_appearing_during_the_write_is_not_replaced(tmp_path):
+    import pytest
+
+    from nextx.errors import OutputExistsError
+    from nextx.io.write import atomic_output_dir
+
+    out = tmp_path / "out"
+    with pytest.raises(OutputExistsError, match="output appeared while nextx was writing it"), \
+            atomic_output_dir(out) as tmp:
+        (tmp / "mine").write_text("new")
+        out.mkdir()
+        (out / "theirs").write_text("old")
+    assert [p.name for p in out.iterdir()] == ["theirs"] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_force_over_a_symlink_leaves_no_old_link(tmp_path):
+    from nextx.io.write import atomic_output_dir
+
+    (tmp_path / "target").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "target")
+    with atomic_output_dir(tmp_path / "out", force=True) as tmp:
+        (tmp / "x").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "target"] and (tmp_path / "out" / "x").exists()

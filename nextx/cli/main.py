@@ -80,7 +80,16 @@ def _register() -> None:
 _register()
 
 
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):  # like Ctrl-C: outputs in progress are removed, exit 130
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
     cli(prog_name="nextx")
 
 

@@ -22,31 +22,87 @@ COPY_FROM_BASE = ("config.json", "generation_config.json", "tokenizer.json", "to
                   "added_tokens.json")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_siblings(out: Path) -> None:
+    """Remove ``.OUT.nextx-{tmp,old,lock}-PID`` left by a process that was killed (kill -9, power loss)."""
+    if not out.parent.is_dir():
+        return
+    for sibling in out.parent.glob(f".{out.name}.nextx-*-*"):
+        kind, _, pid = sibling.name.removeprefix(f".{out.name}.nextx-").partition("-")
+        if kind in ("tmp", "old", "lock") and pid.isdigit() and not _pid_alive(int(pid)):
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """One writer per output: ``.OUT.nextx-lock`` created exclusively (O_EXCL), removed on exit."""
+    lock = out.parent / f".{out.name}.nextx-lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        holder = lock.read_text().strip() if lock.is_file() else "?"
+        if holder.isdigit() and not _pid_alive(int(holder)):  # a killed writer's lock
+            lock.unlink(missing_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        else:
+            raise OutputExistsError(f"another nextx process (pid {holder}) is writing this output", path=out,
+                                    hint="Wait for it to finish, or choose another -o.") from None
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a fresh temp dir beside ``out``; rename it to ``out`` on success, delete it on failure."""
+    """Yield a fresh temp dir beside ``out``; rename it to ``out`` on success, delete it on failure.
+    One writer at a time (a lock file); stale temp dirs of killed runs are removed first."""
     out = Path(out)
     if out.exists() and not force:
         raise OutputExistsError("output already exists", path=out, hint="Pass --force to replace it, or choose another -o.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.nextx-tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}.nextx-old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
-        else:
-            tmp.rename(out)
-    except BaseException:
+    remove_stale_siblings(out)
+    with output_lock(out):
+        tmp = out.parent / f".{out.name}.nextx-tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp.mkdir()
+        try:
+            yield tmp
+            _replace(tmp, out, force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _replace(tmp: Path, out: Path, force: bool) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` (re-checked now) only with ``force``."""
+    if not (out.exists() or out.is_symlink()):
+        tmp.rename(out)
+        return
+    if not force:
+        raise OutputExistsError("output appeared while nextx was writing it", path=out,
+                                hint="Pass --force to replace it, or choose another -o.")
+    old = out.parent / f".{out.name}.nextx-old-{os.getpid()}"
+    out.rename(old)
+    tmp.rename(out)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
 
 
 def parse_size(size: str | int) -> int:
