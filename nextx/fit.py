@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +9,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nextx import __version__
-from nextx.errors import PredictorError
+from nextx.errors import CheckpointError, PredictorError
 from nextx.io.discover import require_checkpoints
+from nextx.io.jsonfile import read_json
 from nextx.io.run import Run
 from nextx.io.write import atomic_output_dir, write_json
 from nextx.predictors import REGISTRY, Predictor, make_predictor
@@ -60,14 +60,18 @@ def load_predictor(directory: str | Path) -> Predictor:
         raise PredictorError("not a nextx predictor (no predictor.json)", path=directory,
                              hint="Create one with: nextx fit RUN -o DIR")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path)
         tensors = load_file(directory / PREDICTOR_TENSORS) if (directory / PREDICTOR_TENSORS).exists() else {}
-    except (json.JSONDecodeError, SafetensorError, OSError) as err:
-        raise PredictorError(f"unreadable predictor: {err}", path=directory) from None
-    method = meta.get("method")
+    except (CheckpointError, SafetensorError, OSError) as err:
+        raise PredictorError(f"unreadable predictor: {getattr(err, 'message', err)}", path=directory) from None
+    method = meta.get("method") if isinstance(meta, dict) else None
     if method not in REGISTRY:
         raise PredictorError(f"unknown predictor method {method!r}", path=directory)
-    predictor = make_predictor(method, horizon=int(meta["horizon"]), **meta.get("hparams", {}))
+    horizon = meta.get("horizon")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise PredictorError(f"predictor.json has horizon = {horizon!r}, not a positive integer", path=directory,
+                             hint="Refit it with: nextx fit RUN -o DIR")
+    predictor = make_predictor(method, horizon=horizon, **dict(meta.get("hparams") or {}))
     predictor.load_state(meta, tensors)
     return predictor
 

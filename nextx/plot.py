@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nextx.errors import NextxError
+from nextx.errors import NextxError, OutputExistsError
 
 
 def _pyplot():
@@ -18,7 +18,14 @@ def _pyplot():
     return plt
 
 
+def check_new(path: str | Path) -> None:
+    """OutputExistsError if the PNG exists: plots never overwrite a file."""
+    if Path(path).exists():
+        raise OutputExistsError("the plot file already exists", path=path, hint="Remove it or choose another --plot.")
+
+
 def _save(plt, fig, path: str | Path) -> Path:
+    check_new(path)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -25,6 +25,7 @@ from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, rend
 from nextx.errors import PredictorError
 from nextx.extrapolate import DTYPES, check_output_path, extrapolate
 from nextx.fit import load_predictor
+from nextx.io.write import parse_size
 
 
 @click.command("extrapolate")
@@ -79,8 +80,11 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
         raise click.UsageError("give exactly one of --ahead STEPS, --ahead auto, --to-step S or --coef α")
     if predictor_dir and method:
         raise click.UsageError("give either --predictor or --method, not both")
+    parse_size(shard_size)  # inputs are checked before any expensive work
     run = open_run()
-    check_output_path(run, out)  # before any expensive work
+    check_output_path(run, out)
+    if fmt != "adapter" and run.base is None:
+        raise PredictorError("merged output needs the base model W₀", hint="Pass --base PATH.")
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     if select == "reward" and scorer is None:
         raise click.UsageError("--select reward needs --eval-task, --eval or --eval-cmd")

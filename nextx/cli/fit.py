@@ -92,6 +92,12 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plo
     """
     run = open_run()
     names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise click.BadParameter("name at least one method (e.g. next,linear,stay)", param_hint="--methods")
+    if plot:
+        from nextx.plot import check_new
+
+        check_new(plot)
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     with progress_bar("backtest", len(run.modules)) as advance:
         report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed,

@@ -38,6 +38,10 @@ def inspect(open_run, granularity: str, as_json: bool, plot: str | None) -> None
       nextx inspect runs/grpo --modules all --json > traj.json
       nextx inspect ckpts --layout verl --lora-alpha 32 --plot traj.png
     """
+    if plot:
+        from nextx.plot import check_new
+
+        check_new(plot)
     run = open_run()
     with progress_bar("reading modules", len(run.modules)) as advance:
         report = inspect_run(run, progress=advance)

@@ -9,7 +9,6 @@ give ΔW = 0: it is refused unless the caller passes the real alpha.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from nextx.errors import CheckpointError, UnsupportedAdapterError
+from nextx.io.jsonfile import read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_STEM = "adapter_model"
@@ -76,10 +76,10 @@ def _number(value, name: str, path: Path) -> float | None:
 def read_lora_settings(directory: Path, *, lora_alpha: float | None = None, meta: dict | None = None) -> LoraSettings:
     """Parse and validate adapter_config.json (``meta`` = verl's lora_train_meta.json, if any)."""
     path = directory / ADAPTER_CONFIG
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"adapter_config.json is not valid JSON: {err.msg}", path=path) from None
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise CheckpointError("adapter_config.json is not a JSON object", path=path,
+                              hint="Write the adapter with PEFT's save_pretrained.")
     peft_type = str(raw.get("peft_type", "LORA")).upper()
     if peft_type != "LORA":
         raise UnsupportedAdapterError(f"peft_type {peft_type} is not supported, only LoRA", path=path)
@@ -89,9 +89,13 @@ def read_lora_settings(directory: Path, *, lora_alpha: float | None = None, meta
             path=path,
             hint="Train with use_dora=False to use nextx.",
         )
-    if not isinstance(raw, dict):
-        raise CheckpointError("adapter_config.json is not a JSON object", path=path,
-                              hint="Write the adapter with PEFT's save_pretrained.")
+    for field_name in ("rank_pattern", "alpha_pattern"):
+        for pattern in dict(raw.get(field_name) or {}):
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise CheckpointError(f"adapter_config.json {field_name} has an invalid pattern {pattern!r}: {err}",
+                                      path=path, hint="Use PEFT's module-name patterns (regular expressions).") from None
     meta = meta or {}
     config_alpha = _number(raw.get("lora_alpha"), "lora_alpha", path)
     meta_alpha = _number(meta.get("lora_alpha", meta.get("alpha")), "alpha", path)

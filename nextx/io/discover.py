@@ -15,14 +15,15 @@ A checkpoint is a LoRA adapter (adapter_config.json + adapter_model.safetensors)
 
 from __future__ import annotations
 
-import json
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nextx.errors import CheckpointError, PredictorError, RunLayoutError
 from nextx.io.adapter import ADAPTER_CONFIG, ADAPTER_STEM, LoraSettings, read_lora_settings
+from nextx.io.jsonfile import read_json
 from nextx.io.tensors import has_full_weights
 
 LAYOUT_NAMES = ("trl", "verl", "openrlhf", "steps")
@@ -74,8 +75,9 @@ def _trainer_step(directory: Path, fallback: int) -> int:
     state = directory / "trainer_state.json"
     if state.exists():
         try:
-            return int(json.loads(state.read_text())["global_step"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            return int(read_json(state)["global_step"])
+        except (CheckpointError, KeyError, TypeError, ValueError, OverflowError):
+            warnings.warn(f"{state}: no readable global_step; using the directory's step {fallback}", stacklevel=2)
             return fallback
     return fallback
 
@@ -162,7 +164,14 @@ def parse_checkpoint_args(values: list[str]) -> list[tuple[int, str]]:
     return pairs
 
 
+MAX_STEP = 10**9  # no RLVR run takes a billion optimizer steps; a larger number is a typo or a timestamp
+
+
 def _sorted_unique(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    for checkpoint in checkpoints:
+        if not 0 <= checkpoint.step <= MAX_STEP:
+            raise RunLayoutError(f"step {checkpoint.step} of {checkpoint.path} is not a plausible training step",
+                                 hint=f"Steps are 0…{MAX_STEP:,}; give the real step with --checkpoint STEP=PATH.")
     checkpoints = sorted(checkpoints, key=lambda c: c.step)
     for prev, cur in zip(checkpoints, checkpoints[1:], strict=False):
         if prev.step == cur.step:
@@ -180,10 +189,10 @@ def verl_meta(directory: Path) -> dict | None:
     """verl's actor/lora_train_meta.json (r, alpha) beside actor/lora_adapter, if present."""
     meta = directory.parent / "lora_train_meta.json"
     if directory.name == "lora_adapter" and meta.exists():
-        try:
-            return json.loads(meta.read_text())
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"lora_train_meta.json is not valid JSON: {err.msg}", path=meta) from None
+        value = read_json(meta)
+        if not isinstance(value, dict):
+            raise CheckpointError("lora_train_meta.json is not a JSON object", path=meta)
+        return value
     return None
 
 

@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from nextx.errors import CheckpointError, UnsupportedAdapterError
+from nextx.io.jsonfile import read_json
 
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -98,8 +99,8 @@ class ShardedSafetensors:
         index = self.directory / WEIGHTS_INDEX
         if index.exists():
             try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                weight_map = read_json(index)["weight_map"]
+            except (KeyError, TypeError) as err:
                 raise CheckpointError(f"unreadable shard index: {first_line(err)}", path=index) from None
         else:
             weight_map = {key: WEIGHTS_FILE for key in SafetensorsFile(self.directory / WEIGHTS_FILE).keys()}

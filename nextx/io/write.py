@@ -8,6 +8,7 @@ existing output is replaced only with ``force=True``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from nextx.errors import OutputExistsError
+from nextx.errors import NextxError, OutputExistsError
 
 COPY_FROM_BASE = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja",
@@ -74,9 +75,13 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
     out = Path(out)
     if out.exists() and not force:
         raise OutputExistsError("output already exists", path=out, hint="Pass --force to replace it, or choose another -o.")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NextxError(f"cannot create the output's parent directory: {err.strerror}", path=out.parent,
+                         hint="Choose an -o whose parent is (or can be) a writable directory.") from None
     remove_stale_siblings(out)
-    with output_lock(out):
+    with output_lock(out), _io_errors(out):
         tmp = out.parent / f".{out.name}.nextx-tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -86,6 +91,18 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+@contextlib.contextmanager
+def _io_errors(out: Path) -> Iterator[None]:
+    """A disk full, read-only or permission error while writing: one line naming the output."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR):
+            raise
+        raise NextxError(f"cannot write the output: {err.strerror}", path=out,
+                         hint="Free disk space or choose a writable -o; nothing partial was left behind.") from None
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:
@@ -106,15 +123,21 @@ def _replace(tmp: Path, out: Path, force: bool) -> None:
 
 
 def parse_size(size: str | int) -> int:
-    """'5GB' → 5_000_000_000; '500MB', '2GiB', or a plain number of bytes."""
-    if isinstance(size, int):
-        return size
-    text = size.strip().upper()
-    units = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    return int(text)
+    """'5GB' → 5_000_000_000; '500MB', '2GiB', or a plain number of bytes; positive and finite."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        value = size
+    else:
+        text = str(size).strip().upper()
+        units = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TB": 10**12, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}
+        unit = next((u for u in units if text.endswith(u)), "")
+        try:
+            amount = float(text[: len(text) - len(unit)]) * units.get(unit, 1)
+        except ValueError:
+            amount = math.nan
+        value = int(amount) if math.isfinite(amount) else -1
+    if value < 1:
+        raise NextxError(f"--shard-size {size!r} is not a size", hint="Use e.g. 5GB, 500MB, 2GiB or a number of bytes.")
+    return value
 
 
 def copy_model_files(base: Path, out: Path) -> None:

@@ -76,6 +76,17 @@ class GRPORunConfig:
             raise NextxError(f"--next-ahead {self.next_ahead:g} is negative", hint="Jumps go forward: steps ≥ 0.")
         if self.verifier not in ("exact", "math"):
             raise NextxError(f"unknown verifier {self.verifier!r}", hint="Choose exact or math.")
+        if self.verifier == "math":
+            import importlib.util
+
+            if importlib.util.find_spec("math_verify") is None:
+                raise NextxError("--verifier math needs the math-verify package", hint="pip install math-verify")
+        if self.init_adapter is not None:
+            from pathlib import Path
+
+            if not (Path(self.init_adapter) / "adapter_config.json").is_file():
+                raise NextxError("--init-adapter is not a PEFT adapter directory (no adapter_config.json)",
+                                 path=self.init_adapter, hint="Pass a directory written by nextx extrapolate or PEFT.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -88,7 +88,9 @@ def load_policy(config: GRPORunConfig, model_path: str):
                              hint="Export it as a plain adapter first: nextx extrapolate RUN -o OUT --method stay "
                                   "--ahead 0 (RUN cut at this checkpoint, e.g. with --checkpoint STEP=PATH).")
         return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True), None
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_targets,
+    targets = config.lora_targets
+    targets = targets[0] if targets in (["all-linear"], ("all-linear",)) else targets  # PEFT's shorthand is a string
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=targets,
                       lora_dropout=0.0, task_type="CAUSAL_LM")
     return model, lora
 
@@ -127,7 +129,11 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
         from nextx.train.tiny_model import tiny_model_path
 
         model_path = str(tiny_model_path(config.task, log=log))
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as err:
+        raise NextxError(f"no usable tokenizer beside the model: {str(err).splitlines()[0]}", path=model_path,
+                         hint="Save the tokenizer with the model (tokenizer.save_pretrained).") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model, lora = load_policy(config, model_path)

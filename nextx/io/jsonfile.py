@@ -1,0 +1,42 @@
+"""Reading the small JSON files of a run (configs, indexes, trainer state) defensively.
+
+A path that is a directory, a FIFO, a device (a config symlinked to /dev/zero) or larger than
+`MAX_JSON_BYTES`, an unreadable file (EACCES) or invalid JSON is a `CheckpointError` naming the file,
+never a hang, an unbounded read or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from nextx.errors import CheckpointError
+
+MAX_JSON_BYTES = 64 * 2**20
+
+
+def read_json(path: str | Path, what: str | None = None):
+    """The parsed JSON of a regular file of at most `MAX_JSON_BYTES`."""
+    path = Path(path)
+    what = what or path.name
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise CheckpointError(f"cannot read {what}: {err.strerror}", path=path) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{what} is not a regular file", path=path, hint="Point it at the JSON file itself.")
+    if info.st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{what} is {info.st_size / 2**20:.0f} MiB, more than a config can be", path=path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(MAX_JSON_BYTES + 1)
+    except OSError as err:
+        raise CheckpointError(f"cannot read {what}: {err.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{what} is not UTF-8 text", path=path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{what} is not valid JSON: {err.msg}", path=path) from None
