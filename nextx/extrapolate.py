@@ -122,7 +122,6 @@ class Extrapolation:
 
     def _write_adapter(self, directory: Path, rank: int | None, dtype: torch.dtype) -> dict[str, float]:
         settings = self.run.lora
-        fan_in_fan_out = settings.fan_in_fan_out
         tensors, ranks, scalings, errors = {}, {}, {}, {}
         for name, stack, update in self.module_updates():
             left, right = factors_of(stack, update)
@@ -130,14 +129,17 @@ class Extrapolation:
                 left, right, errors[name] = truncate(left, right, rank)
             if left.shape[1] == 0:  # Ŵ = W₀: keep a rank-1 zero adapter so the module stays targeted
                 left, right = torch.zeros(left.shape[0], 1, dtype=left.dtype), torch.zeros(1, right.shape[1], dtype=left.dtype)
-            scaling = self.run.modules[name].scaling
-            B, A = (right.T / scaling, left.T) if fan_in_fan_out else (left / scaling, right)
+            spec = self.run.modules[name]
+            scaling = spec.scaling
+            B, A = (right.T / scaling, left.T) if spec.transposed else (left / scaling, right)
             A, B = A.to(dtype).contiguous(), B.to(dtype).contiguous()
             if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
                 raise NextxError(f"the extrapolated adapter of {name} is not finite in {str(dtype).removeprefix('torch.')}",
                                  path=self.run.source, hint="Jump less far (--ahead), or write --dtype float32.")
-            tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = A
-            tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = B
+            a_key, b_key = (("lora_embedding_A", "lora_embedding_B") if spec.embedding
+                            else ("lora_A.weight", "lora_B.weight"))
+            tensors[f"{KEY_PREFIX}{name}.{a_key}"] = A
+            tensors[f"{KEY_PREFIX}{name}.{b_key}"] = B
             ranks[name], scalings[name] = A.shape[0], scaling
         last = len(self.run.steps) - 1
         for key in self.run.passthrough_keys:  # modules_to_save and other extras: as in W_T
@@ -170,16 +172,25 @@ class Extrapolation:
         if missing:
             raise NextxError(f"base has no weight {sorted(missing)[0]}", path=base, hint="Pass the run's base model.")
         last = len(self.run.steps) - 1
-        carried = set(self.run.passthrough_keys) if self.run.kind == "full" else set()
+        # tensors taken from the last checkpoint instead of the base: a full run's untrained ones, a LoRA
+        # run's modules_to_save (saved by PEFT as base_model.model.<module>[.modules_to_save.<name>].weight)
+        if self.run.kind == "full":
+            carried = {key: key for key in self.run.passthrough_keys}
+        else:
+            carried = {re.sub(r"\.modules_to_save\.[^.]+", "", key.removeprefix(KEY_PREFIX)): key
+                       for key in self.run.passthrough_keys}
 
         def source(key: str):  # where the tensor comes from: the run's last checkpoint or the base
             return self.run.checkpoint_file(last) if key in carried else weights
 
-        def out_dtype(key: str) -> torch.dtype:
-            stored = source(key).dtype(key)
-            return dtype if dtype and stored.is_floating_point else stored
+        def stored(key: str) -> str:  # the tensor's name in its source
+            return carried.get(key, key)
 
-        entries = [TensorEntry(key, out_dtype(key), source(key).shape(key)) for key in weights.keys()]
+        def out_dtype(key: str) -> torch.dtype:
+            kind = source(key).dtype(stored(key))
+            return dtype if dtype and kind.is_floating_point else kind
+
+        entries = [TensorEntry(key, out_dtype(key), source(key).shape(stored(key))) for key in weights.keys()]
         with ShardedWriter(directory, entries, max_shard) as writer:
             for entry in entries:
                 key = entry.name
@@ -190,7 +201,7 @@ class Extrapolation:
                               else w0.float().add_(update_dense).to(entry.dtype))
                     tensor = checked(tensor, key, base)
                 else:  # full runs' 1-D and other non-decomposed tensors as in W_T; the rest as in the base
-                    tensor = source(key).get(key, check=True)  # a NaN in the base is refused, not copied
+                    tensor = source(key).get(stored(key), check=True)  # a NaN is refused, not copied
                     if tensor.dtype != entry.dtype:  # a down-cast may overflow to Inf
                         tensor = checked(tensor.to(entry.dtype), key, base)
                 writer.add(key, tensor)

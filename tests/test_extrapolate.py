@@ -300,3 +300,41 @@ def test_capped_jumps_respect_the_trust_region(trl_run, cap):
         assert norm == pytest.approx(min(cap, 3.0) * limit, rel=1e-6)
         cosine = update_inner(stack, change, change_free) / (norm * update_inner(stack, change_free, change_free) ** 0.5)
         assert cosine == pytest.approx(1.0, abs=1e-9)
+
+
+def test_embedding_lora_and_modules_to_save_round_trip(tmp_path, base_model, cli_runner):
+    """A run with an Embedding LoRA (lora_embedding_A/B) and modules_to_save (lm_head): the adapter
+    nextx writes loads in PEFT with the checkpoint's logits, and merged weights equal PEFT's
+    merge_and_unload, embedding update and lm_head included (1e-5)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_model), LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "embed_tokens"], modules_to_save=["lm_head"], lora_dropout=0.0))
+    generator = torch.Generator().manual_seed(0)
+    for step in (10, 20, 30):
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_" in name or "modules_to_save" in name:
+                    param.add_(0.05 * torch.randn(param.shape, generator=generator))
+        model.save_pretrained(tmp_path / "run" / f"checkpoint-{step}")
+    saved = load_file(tmp_path / "run" / "checkpoint-30" / "adapter_model.safetensors")
+    assert any("lora_embedding_A" in k for k in saved) and any("lm_head" in k for k in saved)
+    run = load_run(tmp_path / "run")
+    assert run.modules["model.embed_tokens"].embedding and run.modules["model.embed_tokens"].transposed
+    for fmt in ("adapter", "merged"):
+        result = cli_runner.invoke(cli, ["extrapolate", str(tmp_path / "run"), "-o", str(tmp_path / fmt), "--method",
+                                         "stay", "--ahead", "0", "--format", fmt, "--base", str(base_model)])
+        assert result.exit_code == 0, result.output
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model),
+                                          tmp_path / "run" / "checkpoint-30")
+    ours = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model), tmp_path / "adapter")
+    ids = torch.tensor([[1, 5, 9, 2, 7]])
+    assert torch.allclose(ours(ids).logits, reference(ids).logits, atol=1e-5)
+    expected = reference.merge_and_unload().state_dict()
+    merged = load_file(tmp_path / "merged" / "model.safetensors")
+    for key in ("model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "lm_head.weight"):
+        assert torch.allclose(merged[key], expected[key], atol=1e-5), key
+    assert not torch.allclose(merged["model.embed_tokens.weight"],
+                              load_file(base_model / "model.safetensors")["model.embed_tokens.weight"])

@@ -23,7 +23,8 @@ from nextx.io.jsonfile import read_json
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_STEM = "adapter_model"
 KEY_PREFIX = "base_model.model."
-_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<factor>[AB])(?:\.[^.]+)?\.weight$")
+_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.(?:lora_(?P<factor>[AB])(?:\.[^.]+)?\.weight"
+                       r"|lora_embedding_(?P<efactor>[AB])(?:\.[^.]+)?)$")  # Linear/Conv1D, or Embedding (no .weight)
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,14 @@ def lora_modules(keys: list[str], path: Path) -> tuple[dict[str, dict[str, str]]
             )
         match = _LORA_KEY.match(key)
         if match:
-            modules.setdefault(match["module"], {})[match["factor"]] = key
+            factors = modules.setdefault(match["module"], {})
+            factors[match["factor"] or match["efactor"]] = key
+            if match["efactor"]:
+                factors["kind"] = "embedding"
         else:
             other.append(key)
     for module, factors in modules.items():
-        if set(factors) != {"A", "B"}:
+        if not {"A", "B"} <= set(factors):
             missing = ({"A", "B"} - set(factors)).pop()
             raise CheckpointError(f"module {module} has no lora_{missing} tensor", path=path)
     return modules, other

@@ -36,6 +36,8 @@ class ModuleSpec:
     rank: int | None = None
     scaling: float | None = None
     keys: tuple[str, ...] = ()  # (lora_A key, lora_B key) or (weight key,)
+    transposed: bool = False  # ΔW = s·(B·A)ᵀ in the stored weight: fan_in_fan_out (Conv1D) or an Embedding LoRA
+    embedding: bool = False  # PEFT's lora_embedding_A / lora_embedding_B
 
 
 @dataclass
@@ -112,12 +114,11 @@ class Run:
 
     def _factors(self, spec: ModuleSpec, indices) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(Lᵢ, Rᵢ) in float64 for the listed checkpoints, with one NaN/Inf check over all of them."""
-        fan_in_fan_out = bool(self.lora and self.lora.fan_in_fan_out)
         checkpoints = [self.checkpoints[i] for i in indices]
         pairs = []
         for checkpoint in checkpoints:
             A, B = self._file(checkpoint).get_many(list(spec.keys), check=False)
-            left, right = lora_factors(B, A, spec.scaling, fan_in_fan_out)
+            left, right = lora_factors(B, A, spec.scaling, spec.transposed)
             offset = self._offsets(checkpoint).get(spec.name)
             if offset is not None:  # jumps folded into the base (NExtCallback(apply="offset")): W₀ + L·R + s·B·A
                 left, right = torch.cat([left, offset[0].to(left.dtype)], 1), torch.cat([right, offset[1].to(right.dtype)], 0)
@@ -216,8 +217,11 @@ def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run
                     f"module {name}: lora_A is {list(a_shape)}, lora_B is {list(b_shape)}, config rank is {settings.rank_for(name)}",
                     path=checkpoint.path,
                 )
-            shape = (a_shape[1], b_shape[0]) if settings.fan_in_fan_out else (b_shape[0], a_shape[1])
-            specs[name] = ModuleSpec(name, shape, rank, settings.scaling_for(name), (keys["A"], keys["B"]))
+            embedding = keys.get("kind") == "embedding"  # PEFT's Embedding LoRA: ΔW = s·(B·A)ᵀ, whatever fan_in_fan_out
+            transposed = embedding or settings.fan_in_fan_out
+            shape = (a_shape[1], b_shape[0]) if transposed else (b_shape[0], a_shape[1])
+            specs[name] = ModuleSpec(name, shape, rank, settings.scaling_for(name), (keys["A"], keys["B"]), transposed,
+                                     embedding)
         if not specs:
             raise CheckpointError("adapter holds no LoRA tensors", path=checkpoint.path)
         if reference is None:

@@ -138,15 +138,18 @@ def _lora_layers(model) -> dict[str, torch.nn.Module]:
 def load_into_live_model(model, extrapolation) -> dict[str, float]:
     """Write Ŵ − W₀ into the live LoRA factors (best rank-r approximation); return relative errors."""
     layers = _lora_layers(model)
-    fan_in_fan_out = extrapolation.run.lora.fan_in_fan_out
     errors = {}
     for name, stack, update in extrapolation.module_updates():
         layer = layers[name]
         adapter = layer.active_adapters[0]
-        lora_A, lora_B = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+        spec = extrapolation.run.modules[name]
+        if spec.embedding:
+            lora_A, lora_B = layer.lora_embedding_A[adapter], layer.lora_embedding_B[adapter]
+        else:
+            lora_A, lora_B = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
         rank, scaling = lora_A.shape[0], layer.scaling[adapter]
         left, right = factors_of(stack, update)
-        if fan_in_fan_out:
+        if spec.transposed:
             left, right = right.T, left.T
         left, right, errors[name] = truncate(left, right, rank)
         # keep A's rows at the live A's scale, put the magnitude in B
