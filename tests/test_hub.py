@@ -154,3 +154,29 @@ def test_push_to_hub(hub, trl_run, cli_runner, tmp_path, monkeypatch):
     files = hub.resolve("me/jumped", "main").files
     assert {"adapter_model.safetensors", "adapter_config.json", "nextx.json", "README.md"} <= set(files)
     assert files["adapter_model.safetensors"] == (out / "adapter_model.safetensors").read_bytes()
+
+
+def test_pull_takes_only_allow_listed_files_from_a_warm_cache(hub, trl_run, cli_runner, tmp_path, monkeypatch):
+    """A cache that already holds a full snapshot (pickles too, e.g. from another tool's download):
+    `nextx pull` lays out only what nextx reads, hard-linked to the cache's blobs (no second copy)."""
+    from huggingface_hub import snapshot_download
+
+    _folders_repo(hub, trl_run)
+    import os
+
+    snapshot_download("org/grpo", cache_dir=str(tmp_path / "hf-cache"),  # everything, optimizer.pt included
+                      endpoint=os.environ["HF_ENDPOINT"])
+    assert list((tmp_path / "hf-cache").rglob("optimizer.pt"))
+    out = tmp_path / "pulled"
+    assert cli_runner.invoke(cli, ["pull", "org/grpo", "-o", str(out)]).exit_code == 0
+    assert not list(out.rglob("*.pt")) and load_run(out).steps == [10, 20, 30, 40, 50, 60, 70, 80]
+    weights = out / "checkpoint-10" / "adapter_model.safetensors"
+    assert weights.stat().st_nlink >= 2  # a link to the cached blob, not a copy
+
+
+def test_parse_hub_url_refuses_paths_leaving_the_repo():
+    from nextx.errors import RunLayoutError
+
+    for url in ("hf://org/run/../x", "hf://org/run//etc", "hf://org/run/a/./b"):
+        with pytest.raises(RunLayoutError, match="SUBDIR must be a path inside the repository"):
+            parse_hub_url(url)

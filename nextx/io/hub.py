@@ -17,6 +17,7 @@ printed.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import re
@@ -32,7 +33,7 @@ ALLOW_PATTERNS = [
     "*adapter_model.safetensors", "*adapter_config.json", "*trainer_state.json", "*lora_train_meta.json",
     "*model*.safetensors", "*model.safetensors.index.json", "*config.json", "*generation_config.json",
     "*tokenizer.json", "*tokenizer_config.json", "*special_tokens_map.json", "*tokenizer.model", "*vocab.json",
-    "*merges.txt", "*chat_template.jinja",
+    "*merges.txt", "*chat_template.jinja", "*nextx_base_offset.safetensors",
 ]
 COMMIT_TITLE = re.compile(r"Training in progress,? (?:step|epoch) (\d+)", re.IGNORECASE)
 STEP_BRANCH = re.compile(r"^(?:step[_-]?|checkpoint-)(\d+)$")
@@ -208,12 +209,30 @@ def pull(repo: str, out: str | Path, *, revision: str | None = None, layout: str
     root, per_step, record = resolve_hub_run(url, layout=layout, repo_template=repo_template, steps=steps)
     with atomic_output_dir(out, force=force) as tmp:
         if root is not None:
-            shutil.copytree(root, tmp, dirs_exist_ok=True)
+            _lay_out(root, tmp)
         else:
             for step, path in per_step.items():
-                shutil.copytree(path, tmp / f"checkpoint-{step}")
+                _lay_out(path, tmp / f"checkpoint-{step}")
         (tmp / "nextx-source.json").write_text(json.dumps({"source": url, **record}, indent=2))
     return Path(out)
+
+
+def _lay_out(source: Path, target: Path) -> None:
+    """Only the allow-listed files of a snapshot (never optimizer states or pickles a warm cache may
+    hold), hard-linked to the cache's blobs where the filesystem allows (no second copy on disk)."""
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_dir() or not any(fnmatch.fnmatch(str(relative), pattern) for pattern in ALLOW_PATTERNS):
+            continue
+        blob = path.resolve()
+        if not blob.is_file():
+            continue
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(blob, destination)
+        except OSError:
+            shutil.copy2(blob, destination)
 
 
 def push(folder: str | Path, repo: str, *, private: bool = False, message: str = "Upload extrapolated weights (nextx)") -> str:
