@@ -101,7 +101,9 @@ class Extrapolation:
             "format": fmt, "source": self.run.source, "layout": self.run.layout, "steps": self.run.steps,
             "method": self.predictor.name, "ahead_steps": self.ahead, "coef": self.coef, "horizon": self.predictor.horizon,
             "horizon_steps": self.predictor.horizon_steps(self.run.steps), "target_step": self.target_step,
-            "base": str(self.run.base) if self.run.base else None, **self.provenance, **extra,
+            "base": str(self.run.base) if self.run.base else None,
+            "base_model_name_or_path": self.run.lora.base_model_name_or_path if self.run.lora else None,
+            **self.provenance, **extra,
         }
 
     def check_output(self, out: str | Path) -> None:
@@ -220,6 +222,7 @@ class Extrapolation:
         with atomic_output_dir(out, force=force) as tmp:
             self.save_adapter(tmp / "adapter", rank=rank, dtype=dtype or "float32")
             self.save_merged(tmp / "merged", base=base, shard_size=shard_size, dtype=dtype)
+            write_provenance(tmp, self._record("both"))  # a card at the top too
         return {"adapter": Path(out) / "adapter", "merged": Path(out) / "merged"}
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 TOKEN = "hf_test_token_not_a_secret"
 
@@ -119,7 +119,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         url = urlparse(self.path)
         path = url.path
-        if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/(.+)", path):
+        if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/discussions/(\d+)", path):
+            self._json({"title": "nextx", "num": int(m[2]), "author": {"name": "me"}, "status": "open",
+                        "createdAt": "2026-01-01T00:00:00.000Z", "repo": {"name": m[1], "type": "model"},
+                        "isPullRequest": True, "events": [], "changes": {"base": "refs/heads/main"},
+                        "filesWithConflicts": []})
+        elif m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/(.+)", path):
             if commit := self._commit(m[1], m[2]):
                 self._json({"id": m[1], "modelId": m[1], "sha": commit.sha, "private": False,
                             "siblings": [{"rfilename": f} for f in sorted(commit.files)]})
@@ -178,8 +183,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/api/repos/create":
             payload = json.loads(body)
             repo_id = f"{payload.get('organization')}/{payload['name']}" if payload.get("organization") else payload["name"]
-            if repo_id in self.state.repos:
-                self._error(409, "RepoExists", "You already created this model repo")
+            if repo_id in self.state.repos:  # like the Hub: the existing repo's url comes with the 409
+                message = "You already created this model repo"
+                self._json({"error": message, "url": f"http://{self.headers['Host']}/{repo_id}"}, 409,
+                           {"X-Error-Code": "RepoExists", "X-Error-Message": message})
                 return
             self.state.repos[repo_id] = Repo()
             self.state.commit(repo_id, {".gitattributes": b""}, "initial commit")
@@ -199,9 +206,33 @@ class Handler(BaseHTTPRequestHandler):
                     title = item["value"].get("summary", title)
                 elif item["key"] == "file":
                     files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
-            sha = self.state.commit(m[1], files, title, branch=unquote(m[2]))
+            branch, pr_url = unquote(m[2]), None
+            if parse_qs(url.query).get("create_pr") == ["1"]:  # a pull request: a refs/pr/N branch off the base
+                repo = self.state.repos[m[1]]
+                number = 1 + sum(name.startswith("refs/pr/") for name in repo.branches)
+                repo.branches[f"refs/pr/{number}"] = repo.branches[branch]
+                branch, pr_url = f"refs/pr/{number}", f"http://{self.headers['Host']}/{m[1]}/discussions/{number}"
+            sha = self.state.commit(m[1], files, title, branch=branch)
             self._json({"commitUrl": f"http://{self.headers['Host']}/{m[1]}/commit/{sha}", "commitOid": sha,
-                        "pullRequestUrl": None})
+                        "pullRequestUrl": pr_url})
+        elif m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/discussions", url.path):  # a pull request
+            repo = self._repo(m[1])
+            if repo is None:
+                return
+            number = 1 + sum(name.startswith("refs/pr/") for name in repo.branches)
+            repo.branches[f"refs/pr/{number}"] = repo.branches["main"]
+            self._json({"num": number, "url": f"http://{self.headers['Host']}/{m[1]}/discussions/{number}",
+                        "pullRequest": True})
+        elif m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/branch/(.+)", url.path):
+            repo = self._repo(m[1])
+            if repo is None:
+                return
+            branch = unquote(m[2])
+            if branch in repo.branches:
+                self._error(409, "BranchExists", "Reference already exists")
+                return
+            repo.branches[branch] = repo.branches["main"]
+            self._json({})
         else:
             self._error(404, "EntryNotFound", f"no route {url.path}")
 

@@ -180,3 +180,21 @@ def test_parse_hub_url_refuses_paths_leaving_the_repo():
     for url in ("hf://org/run/../x", "hf://org/run//etc", "hf://org/run/a/./b"):
         with pytest.raises(RunLayoutError, match="SUBDIR must be a path inside the repository"):
             parse_hub_url(url)
+
+
+def test_push_to_a_branch_and_as_a_pull_request(hub, trl_run, cli_runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    args = ["extrapolate", str(trl_run), "--method", "linear", "--ahead", "10", "--push-to-hub", "me/jumped", "--json"]
+    result = cli_runner.invoke(cli, [*args, "-o", str(tmp_path / "a"), "--revision", "jump-80",
+                                     "--commit-message", "NExt jump at step 80"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hub_url"].endswith("/me/jumped/tree/jump-80")
+    commit = hub.resolve("me/jumped", "jump-80")
+    assert commit.title == "NExt jump at step 80" and "adapter_model.safetensors" in commit.files
+    assert "adapter_model.safetensors" not in hub.resolve("me/jumped", "main").files  # main untouched
+    result = cli_runner.invoke(cli, [*args, "-o", str(tmp_path / "b"), "--create-pr"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hub_url"].endswith("/me/jumped/discussions/1")
+    assert "adapter_model.safetensors" in hub.resolve("me/jumped", "refs/pr/1").files
+    card = (tmp_path / "b" / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: peft" in card and "nextx" in card

@@ -8,6 +8,8 @@ stdout is empty (--json: "jump": false) and the exit code is 0.
 
 from __future__ import annotations
 
+import json
+
 import click
 from rich.table import Table
 
@@ -58,10 +60,13 @@ from nextx.io.write import parse_size
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("--push-to-hub", "push_repo", default=None, metavar="OWNER/REPO", help="Also upload the output.")
 @click.option("--private", is_flag=True, help="Create the --push-to-hub repo as private.")
+@click.option("--revision", "push_revision", default=None, help="--push-to-hub to this branch (created if missing).")
+@click.option("--commit-message", default=None, help="--push-to-hub commit message.")
+@click.option("--create-pr", is_flag=True, help="--push-to-hub as a pull request.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (paths, steps ahead, method) on stdout.")
 def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, select, min_se, cap, eval_task,
                     eval_function, eval_cmd, eval_timeout, eval_size, fmt, rank, shard_size, dtype, horizon, holdout,
-                    seed, force, push_repo, private, as_json):
+                    seed, force, push_repo, private, push_revision, commit_message, create_pr, as_json):
     """Extrapolate RUN's last checkpoint and write weights a trainer resumes from.
 
     \b
@@ -120,16 +125,22 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
     main_path = paths["merged"] if fmt == "merged" else paths["adapter"]  # both: the adapter (what trainers resume)
     console.print(f"{result.predictor.name}: {result.ahead:.4g} steps ahead (α = {result.coef:.4g}, "
                   f"≈ step {result.target_step:.0f}) → {main_path}")
+    rank_error = None
+    if rank and "adapter" in paths:
+        rank_error = json.loads((paths["adapter"] / "nextx.json").read_text()).get("max_rank_error")
+        console.print(f"--rank {rank}: largest relative truncation error over modules {rank_error:.3g}")
     hub_url = None
     if push_repo:
         from nextx.io.hub import push
 
-        hub_url = push(out, push_repo, private=private)
+        hub_url = push(out, push_repo, private=private, message=commit_message, revision=push_revision,
+                       create_pr=create_pr)
         console.print(f"uploaded to {hub_url}")
     if as_json:
         emit_json({**choice_record, "output": str(main_path), **{k: str(v) for k, v in paths.items()},
                    "method": result.predictor.name, "ahead_steps": result.ahead, "coef": result.coef,
-                   "target_step": result.target_step, "steps": run.steps, "hub_url": hub_url})
+                   "target_step": result.target_step, "steps": run.steps, "hub_url": hub_url,
+                   "max_rank_error": rank_error})
         return
     click.echo(str(main_path))
 

@@ -235,11 +235,18 @@ def _lay_out(source: Path, target: Path) -> None:
             shutil.copy2(blob, destination)
 
 
-def push(folder: str | Path, repo: str, *, private: bool = False, message: str = "Upload extrapolated weights (nextx)") -> str:
-    """Create ``repo`` if needed and upload ``folder`` (weights, model card, nextx.json); return its URL."""
+def push(folder: str | Path, repo: str, *, private: bool = False, message: str | None = None,
+         revision: str | None = None, create_pr: bool = False) -> str:
+    """Create ``repo`` if needed and upload ``folder`` (weights, model card, nextx.json) to ``revision``
+    (a branch, created if missing) or as a pull request; return the commit's or PR's URL."""
     api = _api()
-    with hub_errors(repo):
+    with hub_errors(repo, revision):
         api.create_repo(repo, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message=message)
+        if revision and not create_pr:
+            api.create_branch(repo, branch=revision, exist_ok=True)
+        info = api.upload_folder(repo_id=repo, folder_path=str(folder), revision=revision, create_pr=create_pr,
+                                 commit_message=message or "Upload extrapolated weights (nextx)")
+    if create_pr and getattr(info, "pr_url", None):
+        return info.pr_url
     endpoint = _settings()["endpoint"] or "https://huggingface.co"
-    return f"{endpoint.rstrip('/')}/{repo}"
+    return f"{endpoint.rstrip('/')}/{repo}" + (f"/tree/{revision}" if revision else "")
