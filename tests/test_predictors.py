@@ -20,6 +20,7 @@ from helpers import KNOWN_DYNAMICS, make_lora_run
 
 from nextx import load_run
 from nextx.backtest import backtest
+from nextx.errors import PredictorError
 from nextx.fit import fit, load_predictor, save_predictor
 from nextx.predictors import REGISTRY, ModuleContext, Predictor, make_predictor
 
@@ -181,3 +182,21 @@ def test_steps_ahead_and_alpha_per_method(method, steps_per_alpha):
     assert predictor.coef_for_ahead(steps_per_alpha, steps) == pytest.approx(1.0)
     assert predictor.ahead_for_coef(1.5, steps) == pytest.approx(1.5 * steps_per_alpha)
     assert predictor.coef_for_step(80 + 2 * steps_per_alpha, steps) == pytest.approx(2.0)
+
+
+def test_next_epochs_auto_stops_when_the_loss_stalls_and_device_is_recorded(trl_run):
+    """epochs="auto": at most 1000, stopping once 50 epochs improve the loss by < 0.1%; the device is
+    resolved (auto → CUDA when present) and reported; predictions are unchanged by where it trained."""
+    from nextx.predictors.next import AUTO_PATIENCE, resolve_device
+
+    run = load_run(trl_run)
+    predictor = fit(run, "next", horizon=2, epochs="auto", lr=1e-2, device="auto")
+    info = predictor.fit_info
+    assert info["device"] == str(resolve_device("auto")) and AUTO_PATIENCE < info["epochs_run"] <= 1000
+    curve = [sum(v[i] for v in info["loss_curve"].values()) for i in range(info["epochs_run"])]
+    if info["epochs_run"] < 1000:  # stopped: the last 50 epochs gained < 0.1% over the best before them
+        assert min(curve[-AUTO_PATIENCE:]) > 0.999 * min(curve[:-AUTO_PATIENCE])
+    with pytest.raises(PredictorError, match="unknown device 'gpu0'"):
+        fit(run, "next", horizon=2, epochs=2, device="gpu0")
+    with pytest.raises(PredictorError, match="epochs must be a positive integer or 'auto', not 'many'"):
+        fit(run, "next", horizon=2, epochs="many")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 from rich.table import Table
 
@@ -9,6 +11,7 @@ from nextx.backtest import DEFAULT_METHODS, backtest
 from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
 from nextx.fit import fit, save_predictor
 from nextx.predictors import REGISTRY, Predictor
+from nextx.predictors.next import AUTO_EPOCHS_MAX
 from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS
 from nextx.trajectory import Trajectories, trajectories
 
@@ -24,8 +27,40 @@ def fit_with_progress(run, method: str, horizon: int, hparams: dict,
             traj = trajectories(run, horizon=horizon, progress=advance)
     if method != "next":  # nothing to train
         return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
-    with progress_bar(f"training {method}", hparams.get("epochs", NEXT_DEFAULTS["epochs"])) as advance:
+    epochs = hparams.get("epochs", NEXT_DEFAULTS["epochs"])
+    with progress_bar(f"training {method}", AUTO_EPOCHS_MAX if epochs == "auto" else epochs) as advance:
         return fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams), traj
+
+
+def _epochs(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        epochs = int(value)
+    except ValueError:
+        epochs = 0
+    if epochs < 1:
+        raise click.BadParameter(f"{value!r} is neither a positive integer nor 'auto'", param_hint="--epochs")
+    return epochs
+
+
+def next_options(func):
+    """NExt's settings (--next-lr, --epochs, --group-by, --device), passed on as ``next_hparams``."""
+    @click.option("--next-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="NExt learning rate (default 2e-5, the paper's; ~3e-4 suits vectors shorter than ~1k).")
+    @click.option("--epochs", default="1000", show_default=True,
+                  help="NExt training epochs, or auto (stop once 50 epochs improve the loss by < 0.1%, ≤ 1000).")
+    @click.option("--group-by", type=click.Choice(["length", "type"]), default="length", show_default=True,
+                  help="NExt: one predictor per vector length (paper) or per module type.")
+    @click.option("--device", default="cpu", show_default=True, help="Where NExt trains: auto, cpu, cuda[:N], mps.")
+    @functools.wraps(func)
+    def wrapper(*args, next_lr, epochs, group_by, device, **kwargs):
+        hparams = {"epochs": _epochs(epochs), "group_by": group_by, "device": device}
+        if next_lr is not None:
+            hparams["lr"] = next_lr
+        return func(*args, next_hparams=hparams, **kwargs)
+
+    return wrapper
 
 
 def horizon_option(func):
@@ -39,12 +74,10 @@ def horizon_option(func):
 @click.option("--method", type=METHOD_CHOICE, default="next", show_default=True)
 @horizon_option
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True, help="NExt training epochs.")
-@click.option("--group-by", type=click.Choice(["length", "type"]), default="length", show_default=True,
-              help="NExt: one predictor per vector length (paper) or per module type.")
+@next_options
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_json):
+def fit_cmd(open_run, out, method, horizon, seed, next_hparams, force, as_json):
     """Fit a predictor on every checkpoint of RUN and save it (safetensors + JSON).
 
     \b
@@ -53,7 +86,7 @@ def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_js
       nextx fit runs/grpo -o pred --horizon 3 --group-by type --json
     """
     run = open_run()
-    hparams = {"seed": seed, "epochs": epochs, "group_by": group_by} if method == "next" else {}
+    hparams = {"seed": seed, **next_hparams} if REGISTRY[method].needs_trajectories else {}
     predictor, _ = fit_with_progress(run, method, horizon, hparams)
     path = save_predictor(predictor, out, force=force)
     info = predictor.fit_info
@@ -76,12 +109,12 @@ def fit_cmd(open_run, out, method, horizon, seed, epochs, group_by, force, as_js
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True, help="Comma-separated methods.")
 @horizon_option
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=1000, show_default=True, help="NExt training epochs.")
+@next_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write error per held-out step to a PNG.")
 @eval_options
-def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plot, eval_task, eval_function, eval_cmd,
-                 eval_timeout, eval_size):
+def backtest_cmd(open_run, holdout, methods, horizon, seed, next_hparams, as_json, plot, eval_task, eval_function,
+                 eval_cmd, eval_timeout, eval_size):
     """Fit every method on RUN minus its last K checkpoints and score the predictions of them.
 
     \b
@@ -101,7 +134,7 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, epochs, as_json, plo
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     with progress_bar("backtest", len(run.modules)) as advance:
         report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed,
-                          hparams={"next": {"epochs": epochs}}, progress=advance, scorer=scorer)
+                          hparams={"next": next_hparams}, progress=advance, scorer=scorer)
     if plot:
         from nextx.plot import plot_backtest
 

@@ -33,7 +33,24 @@ from nextx.predictors.base import ModuleContext, Prediction, Predictor
 from nextx.trajectory import Trajectories
 
 DEFAULTS = {"hidden": 256, "epochs": 1000, "lr": 2e-5, "min_lr_ratio": 0.1, "weight_decay": 0.01,
-            "group_by": "length", "seed": 0}
+            "group_by": "length", "seed": 0, "device": "cpu"}
+AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once the loss stops improving
+AUTO_PATIENCE, AUTO_MIN_GAIN = 50, 1e-3  # … stop when 50 epochs improved the total loss by < 0.1%
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cpu', 'cuda', 'cuda:N', 'mps' as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise PredictorError(f"unknown device {name!r}", hint="Choose auto, cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PredictorError(f"device {name} is not available here (no CUDA)", hint="Use --device cpu or auto.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise PredictorError("device mps is not available here", hint="Use --device cpu or auto.")
+    return device
 REFERENCE_PREFIX = "sign_reference/"
 
 
@@ -76,6 +93,9 @@ class NExt(Predictor):
         super().__init__(horizon, **{**DEFAULTS, **hparams})
         if self.hparams["group_by"] not in ("length", "type"):
             raise PredictorError(f"group_by must be 'length' or 'type', not {self.hparams['group_by']!r}")
+        epochs = self.hparams["epochs"]
+        if epochs != "auto" and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise PredictorError(f"epochs must be a positive integer or 'auto', not {epochs!r}")
         self.models: dict[str, ComponentPredictor] = {}
         self.sigma_scale: dict[str, float] = {}
         self.reference_u: dict[str, torch.Tensor] = {}  # canonical global u at the last fitted step
@@ -111,6 +131,7 @@ class NExt(Predictor):
                 hint="Lower --horizon or save checkpoints more often.",
             )
         hp = self.hparams
+        device = resolve_device(str(hp["device"]))
         start = time.perf_counter()
         batches = {}
         sets = self._training_sets(traj)
@@ -121,8 +142,8 @@ class NExt(Predictor):
                 self.sigma_scale[key] = scale
                 x_global, x_local, target = x_global / scale, x_local / scale, target / scale
             torch.manual_seed(hp["seed"] * 1000 + index)
-            self.models[key] = ComponentPredictor(x_global.shape[1], hp["hidden"])
-            batches[key] = (x_global, x_local, target)
+            self.models[key] = ComponentPredictor(x_global.shape[1], hp["hidden"]).to(device)
+            batches[key] = (x_global.to(device), x_local.to(device), target.to(device))
         # tiny groups run faster on one thread (less synchronisation than arithmetic)
         small = max(x[0].numel() for x in batches.values()) < 2**18
         threads = torch.get_num_threads()
@@ -131,9 +152,11 @@ class NExt(Predictor):
             losses = _train(self.models, batches, hp, progress)
         finally:
             torch.set_num_threads(threads)
+        self.models = {key: model.cpu() for key, model in self.models.items()}  # predictions run on the CPU
         self.reference_u = {name: mt.global_delta.u[-1].clone() for name, mt in traj.modules.items()}
         self.fit_info = {"steps": list(steps), "pairs": pairs, "fit_seconds": time.perf_counter() - start,
                          "final_loss": {k: v[-1] for k, v in losses.items()}, "loss_curve": losses,
+                         "epochs_run": len(next(iter(losses.values()))), "device": str(device),
                          "groups": {k: len(v) for k, v in sets.items()}}
         return self
 
@@ -218,22 +241,29 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
         optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], fused=True)
     except RuntimeError:
         optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"], foreach=True)
-    epochs = int(hp["epochs"])
+    auto = hp["epochs"] == "auto"
+    epochs = AUTO_EPOCHS_MAX if auto else int(hp["epochs"])
     floor = hp["min_lr_ratio"]
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs))
     )
     curves: dict[str, list[float]] = {key: [] for key in models}
+    totals: list[float] = []
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
         losses = {key: (models[key](g, loc) - target).abs().sum(1).mean() for key, (g, loc, target) in batches.items()}
-        sum(losses.values()).backward()
+        total = sum(losses.values())
+        total.backward()
         optimizer.step()
         schedule.step()
         for key, loss in losses.items():
             curves[key].append(loss.item())
+        totals.append(float(total))
         if progress:
             progress()
+        if auto and len(totals) > AUTO_PATIENCE and \
+                min(totals[-AUTO_PATIENCE:]) > (1 - AUTO_MIN_GAIN) * min(totals[:-AUTO_PATIENCE]):
+            break  # the last 50 epochs improved the best loss before them by less than 0.1%
     for model in models.values():
         model.eval()
     return curves
