@@ -8,17 +8,16 @@
     choice = nextx.choose_jump(run, method="auto", select="reward", scorer=my_scorer)  # or no jump at all
 """
 
-__version__ = "0.1.0"
-
-from nextx.backtest import backtest  # noqa: E402
-from nextx.choose import JumpChoice, choose_jump  # noqa: E402
-from nextx.errors import NextxError  # noqa: E402
-from nextx.extrapolate import extrapolate  # noqa: E402
-from nextx.fit import fit, load_predictor, save_predictor  # noqa: E402
-from nextx.io.hub import pull  # noqa: E402
-from nextx.io.run import Run, load_run  # noqa: E402
-from nextx.lowrank import top_singular_triplet  # noqa: E402
-from nextx.trajectory import Trajectories, trajectories  # noqa: E402
+from nextx._version import __version__
+from nextx.backtest import backtest
+from nextx.choose import JumpChoice, choose_jump
+from nextx.errors import NextxError
+from nextx.extrapolate import extrapolate
+from nextx.fit import fit, load_predictor, save_predictor
+from nextx.io.hub import pull
+from nextx.io.run import Run, load_run
+from nextx.lowrank import top_singular_triplet
+from nextx.trajectory import Trajectories, trajectories
 
 __all__ = [
     "JumpChoice", "NextxError", "Run", "Trajectories", "__version__", "backtest", "choose_jump", "extrapolate", "fit",

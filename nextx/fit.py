@@ -8,7 +8,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from nextx import __version__
+from nextx._version import __version__
 from nextx.errors import CheckpointError, PredictorError
 from nextx.io.discover import require_checkpoints
 from nextx.io.jsonfile import read_json

@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from nextx import __version__
+from nextx._version import __version__
 from nextx.errors import PredictorError
 from nextx.io.discover import LAYOUT_NAMES, parse_checkpoint_args
 from nextx.io.run import Run, load_run

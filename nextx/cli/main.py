@@ -11,7 +11,7 @@ import os
 import click
 from rich.markup import escape
 
-from nextx import __version__
+from nextx._version import __version__
 from nextx.cli.common import console
 from nextx.errors import NextxError
 

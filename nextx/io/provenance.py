@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from nextx import __version__
+from nextx._version import __version__
 from nextx.io.write import write_json
 
 
