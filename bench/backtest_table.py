@@ -2,9 +2,12 @@
 
 Synthetic runs: real PEFT adapters with exactly rank-1 updates σ(t)·u(t)·vᵀ (linear, accelerating,
 saturating σ; slowly rotating u), checkpoints every 10 steps to 100, last 3 held out, horizon 2.
-Real runs: any run directories given (e.g. vanilla runs of bench/steps_saved.py).
+Real runs: any run directories given (e.g. vanilla runs of bench/steps_saved.py); with
+--eval-task, a second table gives the task reward of every method's prediction of the last
+held-out checkpoint (validation prompts, paired difference vs stay ± SE): does the weight-space
+winner also win on reward?
 
-    python bench/backtest_table.py [RUN ...] [--holdout 3] [--horizon 3]
+    python bench/backtest_table.py [RUN ...] [--holdout 3] [--horizon 3] [--eval-task addition]
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from nextx import load_run  # noqa: E402
 from nextx.backtest import backtest  # noqa: E402
 
-METHODS = ("next", "relex", "linear", "stay")
+METHODS = ("next", "relex", "linear", "trend", "stay")
 
 
 def row(name: str, report) -> str:
@@ -33,6 +36,7 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=3)
     parser.add_argument("--horizon", type=int, default=3)
     parser.add_argument("--next-lr", type=float, default=3e-4)
+    parser.add_argument("--eval-task", default=None, help="add the task reward of each prediction (real runs)")
     args = parser.parse_args()
     print("| run | " + " | ".join(f"{m}: rel. error (gain over stay)" for m in METHODS) + " | best |")
     print("|---|" + "---|" * (len(METHODS) + 1))
@@ -45,11 +49,31 @@ def main() -> None:
         for lr in (2e-5, args.next_lr):
             report = backtest(run, METHODS, holdout=3, horizon=2, hparams={"next": {"lr": lr}})
             print(row(f"synthetic {kind} (NExt lr {lr:g})", report), flush=True)
+    rewards = []
     for path in args.runs:
         run = load_run(path)
+        scorer = None
+        if args.eval_task:
+            from nextx.train.scorer import TaskScorer
+            from nextx.train.tasks import get_task
+
+            task = get_task(args.eval_task)
+            scorer = TaskScorer(task, run.base_model_path(), task.validation_split())
         for lr in (2e-5, args.next_lr):
-            report = backtest(run, METHODS, holdout=args.holdout, horizon=args.horizon, hparams={"next": {"lr": lr}})
-            print(row(f"GRPO run {path.name} (NExt lr {lr:g})", report), flush=True)
+            report = backtest(run, METHODS, holdout=args.holdout, horizon=args.horizon, hparams={"next": {"lr": lr}},
+                              scorer=scorer)
+            name = f"GRPO run {path.parent.name}/{path.name} (NExt lr {lr:g})"
+            print(row(name, report), flush=True)
+            if report.reward:
+                rewards.append((name, report.reward))
+    if rewards:
+        print("\n| run | " + " | ".join(f"{m}: Δ reward vs stay (± SE)" for m in METHODS if m != "stay")
+              + " | stay | real checkpoint |")
+        print("|---|" + "---|" * (len(METHODS) + 1))
+        for name, reward in rewards:
+            cells = [f"{100 * reward['methods'][m]['delta_vs_stay']:+.1f} (± {100 * reward['methods'][m]['se']:.1f})"
+                     for m in METHODS if m != "stay"]
+            print(f"| {name} | " + " | ".join(cells) + f" | {100 * reward['stay']:.1f}% | {100 * reward['actual']:.1f}% |")
 
 
 if __name__ == "__main__":
