@@ -113,7 +113,7 @@ def test_callback_swaps_the_live_weights(tmp_path, warm_tiny):
                                 for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
             return control
 
-    jumper = NExtCallback(at=3, method="linear", ahead=1, horizon=1)  # one checkpoint interval: α = 1
+    jumper = NExtCallback(at=3, method="linear", ahead=1, horizon=1, apply="refactor")  # one interval: α = 1
     out = train(_config(tmp_path / "run", warm_tiny, steps=3), callbacks=[jumper, Probe()], log=lambda m: None)
     assert [j["step"] for j in jumper.jumps] == [3] and jumper.jumps[0]["method"] == "linear"
     name = "model.layers.0.mlp.down_proj"

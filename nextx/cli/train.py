@@ -9,6 +9,7 @@ import click
 from nextx.cli.common import console, emit_json, number_or_auto
 from nextx.errors import NextxError
 from nextx.predictors import REGISTRY
+from nextx.train.arms import ARMS
 
 
 def require_train_extra() -> None:
@@ -25,6 +26,7 @@ def _log(message: str) -> None:
 
 TASK_NAMES = ["addition", "chain"]
 JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
+
 
 
 @click.command("train")
@@ -60,8 +62,8 @@ JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
 @click.option("--next-lr", type=float, default=None, help="NExt predictor learning rate (default 2e-5).")
 @click.option("--next-select", type=click.Choice(["weights", "reward"]), default="weights", show_default=True,
               help="reward: jump only if a candidate beats staying on the task's validation prompts.")
-@click.option("--next-apply", type=click.Choice(["refactor", "offset"]), default="refactor", show_default=True,
-              help="refactor: into the rank-r LoRA (Adam reset); offset: into the frozen base (exact, Adam kept).")
+@click.option("--next-apply", type=click.Choice(["offset", "refactor"]), default="offset", show_default=True,
+              help="offset: into the frozen base (exact, Adam kept); refactor: into the rank-r LoRA (Adam reset).")
 @click.option("--next-cap", type=click.FloatRange(min=0), default=None,
               help="Trust region: each jump ≤ this × the last checkpoint interval's update, per module.")
 @click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,
@@ -123,8 +125,8 @@ def eval_cmd(checkpoint, task, base, as_json):
 @click.option("--task", type=click.Choice(TASK_NAMES), default="addition", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="GRPO steps per run (default 400).")
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds (≥ 5 for a claim).")
-@click.option("--arms", default="next", show_default=True,
-              help="Comma-separated jump arms: next, relex, linear, reward (reward-selected).")
+@click.option("--arms", default="next-offset", show_default=True,
+              help="Comma-separated jump arms: " + ", ".join(ARMS) + " (-offset: exact jump into the base).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout.")
 def demo_cmd(out, task, steps, seeds, arms, force, as_json):
@@ -143,7 +145,7 @@ def demo_cmd(out, task, steps, seeds, arms, force, as_json):
     from dataclasses import replace
 
     from nextx.io.write import atomic_output_dir
-    from nextx.train.demo import ARMS, DemoConfig, run_demo
+    from nextx.train.demo import DemoConfig, run_demo
 
     seed_list = _int_list(seeds, "--seeds")
     arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())

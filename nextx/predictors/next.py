@@ -258,7 +258,7 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
         schedule.step()
         for key, loss in losses.items():
             curves[key].append(loss.item())
-        totals.append(float(total))
+        totals.append(total.item())
         if progress:
             progress()
         if auto and len(totals) > AUTO_PATIENCE and \

@@ -10,10 +10,10 @@ than ``min_se`` paired standard errors (else no jump) — and writes
 
 into the model, in one of two ways (``apply``):
 
-* ``"refactor"`` (default): into the live LoRA weights. The live adapter keeps its rank r, so
+* ``"refactor"``: into the live LoRA weights. The live adapter keeps its rank r, so
   Ŵ − W₀ (rank r+1 for NExt) is replaced by its best rank-r approximation (relative error logged in
   ``self.jumps``); Adam's moments of the LoRA parameters are cleared (they describe the old factors).
-* ``"offset"``: exact and optimizer-preserving: the change Ŵ − W_T is added to the frozen base
+* ``"offset"`` (default): exact and optimizer-preserving: the change Ŵ − W_T is added to the frozen base
   weights (W₀ ← W₀ + Ŵ − W_T, factored), the LoRA factors and Adam's moments are untouched. The
   accumulated offset is written beside every later checkpoint (`nextx.io.offsets`), where the reader
   applies it.
@@ -57,7 +57,8 @@ class NExtCallback(TrainerCallback):
         select: "weights" (as given / backtest) or "reward" (needs ``scorer``).
         scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
         min_se: a reward-selected jump must beat staying by more than this many paired SE.
-        apply: "refactor" (into the rank-r LoRA, Adam reset) or "offset" (into the base, exact, Adam kept).
+        apply: "offset" (into the frozen base, exact, Adam kept; the default) or "refactor" (into the rank-r
+            LoRA, Adam reset).
         cap: trust region, per module ‖Ŵ − W_T‖ ≤ cap · ‖W_T − W_{T−1}‖ (None: no cap).
         coef: the method's own α instead of ``ahead`` (advanced).
         log: a function taking one line per jump (and per candidate).
@@ -65,7 +66,7 @@ class NExtCallback(TrainerCallback):
 
     def __init__(self, at: int, every: int | None = None, method: str = "next", ahead: float | str | None = None,
                  horizon: int = 3, hparams: dict | None = None, select: str = "weights", scorer=None,
-                 min_se: float = 2.0, apply: str = "refactor", cap: float | None = None, coef: float | None = None,
+                 min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
                  log=None):
         if apply not in ("refactor", "offset"):
             raise ValueError(f"apply must be 'refactor' or 'offset', not {apply!r}")

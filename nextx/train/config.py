@@ -43,7 +43,7 @@ class GRPORunConfig:
     next_select: str = "weights"  # weights (as given / backtest) | reward (the task's validation verifier)
     next_eval_size: int = 500  # validation prompts scored per candidate with next_select="reward"
     next_cap: float | None = None  # trust region: jump norm ≤ cap × the last interval's update norm, per module
-    next_apply: str = "refactor"  # refactor (rank-r LoRA, Adam reset) | offset (into the base, exact, Adam kept)
+    next_apply: str = "offset"  # offset (into the base, exact, Adam kept) | refactor (rank-r LoRA, Adam reset)
 
     def __post_init__(self):
         if self.task is None and self.dataset is None:

@@ -22,21 +22,12 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.measure import Interval, seed_savings, summarize
+from nextx.train.arms import ARMS
 from nextx.train.config import GRPORunConfig
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run
 from nextx.train.tasks import get_task
 from nextx.train.tiny_model import tiny_model_path
-
-ARMS = {  # arm → the jump's GRPORunConfig fields (None: the config's next_ahead)
-    "next": {"next_method": "next", "next_ahead": None},
-    "relex": {"next_method": "relex", "next_ahead": None},
-    "linear": {"next_method": "linear", "next_ahead": None},
-    "trend": {"next_method": "trend", "next_ahead": None},
-    "next-offset": {"next_method": "next", "next_ahead": None, "next_apply": "offset"},
-    "reward-offset": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "offset"},
-    "reward": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward"},
-}
 
 
 @dataclass
@@ -51,7 +42,7 @@ class DemoConfig:
     learning_rate: float = 3e-4  # GRPO lr (see README for why)
     prompts_per_step: int = 16
     seeds: tuple[int, ...] = (0, 1)
-    arms: tuple[str, ...] = ("next",)
+    arms: tuple[str, ...] = ("next-offset",)  # the exact, optimizer-preserving NExt jump (README: bench)
     eval_size: int = 500  # validation prompts per candidate for the "reward" arm
     extra: dict = field(default_factory=dict)  # further GRPORunConfig fields for every run
 
