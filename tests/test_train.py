@@ -219,6 +219,12 @@ def test_train_and_eval_commands(tmp_path, warm_tiny, cli_runner):
 
     assert evaluate_path(warm_tiny, get_task("addition")).accuracy == pytest.approx(
         json.loads(cli_runner.invoke(cli, ["eval", str(warm_tiny), "--json"]).stdout)["accuracy"])
+    again = cli_runner.invoke(cli, ["train", "-o", str(out), "--model", str(warm_tiny), "--steps", "1", "--save-every", "1",
+                                    "--prompts-per-step", "4", "--num-generations", "4", "--force", "--json"])
+    assert again.exit_code == 0, again.output
+    record = json.loads(again.stdout)
+    assert record["output"] == str(out) and record["config"]["steps"] == 1 and record["jumps"] == []
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]  # --force replaced the old run
 
 
 @pytest.mark.slow

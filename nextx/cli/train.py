@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -51,6 +52,7 @@ JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
 @click.option("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print nextx-train.json (config, seconds, jumps) on stdout.")
 @click.option("--init-adapter", type=click.Path(exists=True), default=None, help="Start from this adapter.")
 @click.option("--next-at", type=click.IntRange(min=1), default=None, help="Jump with NExt after this step.")
 @click.option("--next-every", type=click.IntRange(min=1), default=None, help="…and again every N steps.")
@@ -68,7 +70,7 @@ JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
               help="Trust region: each jump ≤ this × the last checkpoint interval's update, per module.")
 @click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,
               help="Validation prompts per candidate with --next-select reward.")
-def train_cmd(out, task, dataset, next_ahead, lora_targets, force, **options):
+def train_cmd(out, task, dataset, next_ahead, lora_targets, force, as_json, **options):
     """Train GRPO + LoRA (TRL); checkpoints in OUT/checkpoint-N. NExt in the loop with --next-at.
 
     \b
@@ -92,7 +94,11 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, force, **options):
     config = GRPORunConfig(output_dir=out, task=task or (None if dataset else "addition"), dataset=dataset,
                            next_ahead=number_or_auto(next_ahead, "--next-ahead"), lora_targets=lora_targets.split(","),
                            **options)
-    click.echo(str(train(config, log=_log, console=console)))
+    run_dir = train(config, log=_log, console=console)
+    if as_json:
+        emit_json({"output": str(run_dir), **json.loads((run_dir / "nextx-train.json").read_text())})
+    else:
+        click.echo(str(run_dir))
 
 
 @click.command("eval")
