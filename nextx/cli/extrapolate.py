@@ -77,13 +77,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
       nextx extrapolate runs/grpo -o out --method auto --ahead auto --format both --base Qwen2.5-1.5B
       python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --to-step 250)"
     """
-    ahead = number_or_auto(ahead, "--ahead")
-    coef = number_or_auto(coef, "--coef")
-    if coef == "auto":  # older spelling of --ahead auto
-        coef, ahead = None, (ahead if ahead is not None else "auto")
-    given = sum(x is not None for x in (ahead, to_step, coef))
-    if given > 1 or (given == 0 and select != "reward"):
-        raise click.UsageError("give exactly one of --ahead STEPS, --ahead auto, --to-step S or --coef α")
+    ahead, coef = _jump_size(ahead, to_step, coef, select)
     if predictor_dir and method:
         raise click.UsageError("give either --predictor or --method, not both")
     parse_size(shard_size)  # inputs are checked before any expensive work
@@ -97,10 +91,10 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
     if predictor_dir:
         if ahead == "auto" or select == "reward":
             raise PredictorError("--ahead auto and --select reward need --method (they refit on the run's history)")
-        predictor = load_predictor(predictor_dir)
         with progress_bar("writing", len(run.modules)) as advance:
-            result = extrapolate(run, predictor, ahead=ahead, to_step=to_step, coef=coef, progress=advance, cap=cap)
-        choice_record = {"jump": True, "criterion": "given", "reason": "given"}
+            result = extrapolate(run, load_predictor(predictor_dir), ahead=ahead, to_step=to_step, coef=coef,
+                                 progress=advance, cap=cap)
+        record = {"jump": True, "criterion": "given", "reason": "given"}
     else:
         method = method or "next"
         if method == "auto" and select == "weights":
@@ -108,20 +102,38 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
                           "(add --select reward --eval… to choose by reward).")
         choice = choose_jump(run, method=method, ahead=ahead, to_step=to_step, coef=coef, horizon=horizon,
                              select=select, scorer=scorer, min_se=min_se, holdout=holdout, seed=seed,
-                             hparams={"next": next_hparams},
-                             fitter=fit_with_progress, log=None, cap=cap)
+                             hparams={"next": next_hparams}, fitter=fit_with_progress, log=None, cap=cap)
         if choice.backtest:
             render_backtest(choice.backtest)
         if choice.candidates:
             render_candidates(choice.candidates, choice.scoring_seconds)
-        choice_record = choice.to_dict()
+        record = choice.to_dict()
         if not choice.jump:
             console.print(f"[bold]{choice.reason}[/]: nothing written.")
             if as_json:
-                emit_json({"output": None, "steps": run.steps, **choice_record})
+                emit_json({"output": None, "steps": run.steps, **record})
             return
         result = choice.extrapolation
-    with progress_bar("writing", len(run.modules) * (2 if fmt == "both" else 1)) as advance:
+    push_to = {"repo": push_repo, "private": private, "message": commit_message, "revision": push_revision,
+               "create_pr": create_pr} if push_repo else None
+    _write(result, out, record, fmt=fmt, rank=rank, shard_size=shard_size, dtype=dtype, force=force, push_to=push_to,
+           as_json=as_json)
+
+
+def _jump_size(ahead, to_step, coef, select) -> tuple:
+    """(ahead, coef) from the options, exactly one of --ahead / --to-step / --coef (none with reward selection)."""
+    ahead, coef = number_or_auto(ahead, "--ahead"), number_or_auto(coef, "--coef")
+    if coef == "auto":  # older spelling of --ahead auto
+        coef, ahead = None, (ahead if ahead is not None else "auto")
+    given = sum(x is not None for x in (ahead, to_step, coef))
+    if given > 1 or (given == 0 and select != "reward"):
+        raise click.UsageError("give exactly one of --ahead STEPS, --ahead auto, --to-step S or --coef α")
+    return ahead, coef
+
+
+def _write(result, out, record: dict, *, fmt, rank, shard_size, dtype, force, push_to: dict | None, as_json) -> None:
+    """Write the chosen jump, report it (stderr), push it, print its path or the JSON object (stdout)."""
+    with progress_bar("writing", len(result.run.modules) * (2 if fmt == "both" else 1)) as advance:
         result.progress = advance
         paths = result.save(out, fmt=fmt, rank=rank, base=None, shard_size=shard_size, dtype=dtype, force=force)
     main_path = paths["merged"] if fmt == "merged" else paths["adapter"]  # both: the adapter (what trainers resume)
@@ -132,16 +144,15 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
         rank_error = json.loads((paths["adapter"] / "nextx.json").read_text()).get("max_rank_error")
         console.print(f"--rank {rank}: largest relative truncation error over modules {rank_error:.3g}")
     hub_url = None
-    if push_repo:
+    if push_to:
         from nextx.io.hub import push
 
-        hub_url = push(out, push_repo, private=private, message=commit_message, revision=push_revision,
-                       create_pr=create_pr)
+        hub_url = push(out, push_to.pop("repo"), **push_to)
         console.print(f"uploaded to {hub_url}")
     if as_json:
-        emit_json({**choice_record, "output": str(main_path), **{k: str(v) for k, v in paths.items()},
+        emit_json({**record, "output": str(main_path), **{k: str(v) for k, v in paths.items()},
                    "method": result.predictor.name, "ahead_steps": result.ahead, "coef": result.coef,
-                   "target_step": result.target_step, "steps": run.steps, "hub_url": hub_url,
+                   "target_step": result.target_step, "steps": result.run.steps, "hub_url": hub_url,
                    "max_rank_error": rank_error})
         return
     click.echo(str(main_path))
