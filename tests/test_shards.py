@@ -134,3 +134,27 @@ def test_force_over_a_symlink_leaves_no_old_link(tmp_path):
     with atomic_output_dir(tmp_path / "out", force=True) as tmp:
         (tmp / "x").write_text("1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "target"] and (tmp_path / "out" / "x").exists()
+
+
+def test_kill_9_mid_write_leaves_nothing_a_rerun_does_not_clean(tmp_path):
+    """A writer killed with SIGKILL inside atomic_output_dir leaves a temp dir and a lock; the next
+    writer removes both (their PID is gone) and succeeds; no output appears from the killed one."""
+    import signal
+    import subprocess
+    import sys
+
+    from nextx.io.write import atomic_output_dir
+
+    out = tmp_path / "out"
+    code = ("import sys, time\nfrom nextx.io.write import atomic_output_dir\n"
+            f"with atomic_output_dir({str(out)!r}) as tmp:\n"
+            "    (tmp / 'part').write_text('half')\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".out.nextx-lock", f".out.nextx-tmp-{child.pid}"] and not out.exists()
+    with atomic_output_dir(out) as tmp:
+        (tmp / "x").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "x").read_text() == "1"
