@@ -234,9 +234,9 @@ def _set_config_dtype(config_path: Path, dtype: str) -> None:
     if not config_path.exists():
         return
     config = json.loads(config_path.read_text())
-    for key in ("torch_dtype", "dtype"):
-        if key in config or key == "torch_dtype":
-            config[key] = dtype
+    config["torch_dtype"] = dtype
+    if "dtype" in config:
+        config["dtype"] = dtype
     write_json(config_path, config)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from nextx.choose import choose_jump
+from nextx.choose import checkpoint_interval, choose_jump
 from nextx.io.offsets import accumulate, write_offsets
 from nextx.io.run import load_run
 from nextx.lowrank import FactoredUpdate, factors_of, truncate
@@ -92,7 +92,7 @@ class NExtCallback(TrainerCallback):
         run = load_run(args.output_dir, layout="trl")
         ahead = self.ahead
         if ahead is None and self.coef is None and self.select == "weights":
-            ahead = float(self.horizon * (run.steps[-1] - run.steps[-2] if len(run.steps) > 1 else run.steps[-1]))
+            ahead = self.horizon * checkpoint_interval(run.steps)
         with preserved_rng():  # fitting and scoring must not shift the training's random streams
             choice = choose_jump(run, method=self.method, ahead=ahead, coef=self.coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
@@ -130,15 +130,23 @@ def preserved_rng():
     np.random.set_state(np_state)
 
 
-def _lora_layers(model) -> dict[str, torch.nn.Module]:
+def lora_layers(model) -> dict[str, torch.nn.Module]:
+    """The PEFT LoRA layers of a model, by module path (without PEFT's base_model.model. prefix)."""
     return {name.removeprefix(LORA_PREFIX): module for name, module in model.named_modules()
             if hasattr(module, "lora_A") and module.active_adapters}
 
 
 @torch.no_grad()
+def add_to_base(layer, left: torch.Tensor, right: torch.Tensor) -> None:
+    """The layer's frozen base weight W₀ ← W₀ + L·R (formed in float64, added in the weight's dtype)."""
+    weight = layer.base_layer.weight
+    weight.add_((left.double() @ right.double()).to(device=weight.device, dtype=weight.dtype))
+
+
+@torch.no_grad()
 def load_into_live_model(model, extrapolation) -> dict[str, float]:
     """Write Ŵ − W₀ into the live LoRA factors (best rank-r approximation); return relative errors."""
-    layers = _lora_layers(model)
+    layers = lora_layers(model)
     errors = {}
     for name, stack, update in extrapolation.module_updates():
         layer = layers[name]
@@ -172,14 +180,13 @@ def add_to_base_weights(model, extrapolation, offsets: dict) -> None:
     """W₀ ← W₀ + (Ŵ − W_T) in every trained module's frozen base weight (exact, in the stored
     orientation); the change's factors are accumulated into ``offsets``. LoRA factors and the
     optimizer are untouched, so the live model moves from W_T to Ŵ and training continues from there."""
-    layers = _lora_layers(model)
+    layers = lora_layers(model)
     last = len(extrapolation.run.steps) - 1
     for name, stack, update in extrapolation.module_updates():
         left, right = factors_of(stack, update - FactoredUpdate({last: 1.0}))  # Ŵ − W_T
         if left.shape[1] == 0:
             continue
-        weight = layers[name].base_layer.weight
-        weight.add_((left @ right).to(device=weight.device, dtype=weight.dtype))
+        add_to_base(layers[name], left, right)
         accumulate(offsets, name, left, right)
 
 

@@ -22,19 +22,13 @@ def refuse_pickled_adapter(path: Path, allow_pickle: bool = False) -> None:
 
 def apply_base_offsets(model, path: Path) -> None:
     """Add a checkpoint's accumulated base offsets (`nextx.io.offsets`) to the PEFT model's base weights."""
-    import torch
-
     from nextx.io.offsets import read_offsets
+    from nextx.train.callback import add_to_base, lora_layers
 
     offsets = read_offsets(path)
-    if not offsets:
-        return
-    layers = {name.removeprefix("base_model.model."): module for name, module in model.named_modules()
-              if hasattr(module, "base_layer")}
-    with torch.no_grad():
-        for name, (left, right) in offsets.items():
-            weight = layers[name].base_layer.weight
-            weight.add_((left.double() @ right.double()).to(device=weight.device, dtype=weight.dtype))
+    layers = lora_layers(model) if offsets else {}
+    for name, (left, right) in offsets.items():
+        add_to_base(layers[name], left, right)
 
 
 def load_for_eval(path: str | Path, base: str | Path | None = None):
