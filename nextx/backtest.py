@@ -27,7 +27,7 @@ from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, make_predictor
 from nextx.trajectory import trajectories
 
-DEFAULT_METHODS = ("next", "relex", "linear", "trend", "stay")
+DEFAULT_METHODS = tuple(REGISTRY)  # stay last: the reference
 
 
 @dataclass

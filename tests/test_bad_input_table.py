@@ -100,7 +100,7 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
     "empty methods": (None, ["backtest", "{run}", "--methods", ",", "--holdout", "1"], 2,
                       "Invalid value for --methods: name at least one method (e.g. next,linear,stay)"),
     "unknown method": (None, ["backtest", "{run}", "--methods", "magic", "--holdout", "1"], 1,
-                       "unknown method 'magic'. Choose from: next, relex, linear, trend, stay."),
+                       "unknown method 'magic'. Choose from: next, relex, linear, trend, rre, stay."),
     "plot exists": (lambda r, t: (t / "p.png").write_text("mine"),
                     ["backtest", "{run}", "--holdout", "1", "--methods", "linear", "--plot", "{tmp}/p.png"], 1,
                     "the plot file already exists ({tmp}/p.png). Remove it or choose another --plot."),
@@ -126,7 +126,8 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                                       "checkpoint is saved."),
     "demo unknown arm": (None, ["demo", "-o", "{out}", "--arms", "magic"], 2,
                          "Invalid value for --arms: unknown arm 'magic' (choose from next, relex, linear, trend, "
-                         "next-offset, reward, reward-offset)"),
+                         "next-offset, next-merge, trend-offset, rre-offset, next-every, trend-every, reward, "
+                         "reward-offset)"),
     "demo seeds not integers": (None, ["demo", "-o", "{out}", "--seeds", "a,b"], 2,
                                 "Invalid value for --seeds: 'a,b' is not a comma-separated list of integers"),
     "cap negative": (None, [*X, "--cap", "-1"], 2,

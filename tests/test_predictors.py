@@ -22,6 +22,7 @@ from nextx import load_run
 from nextx.backtest import backtest
 from nextx.errors import PredictorError
 from nextx.fit import fit, load_predictor, save_predictor
+from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, Predictor, make_predictor
 
 STEPS = list(range(10, 101, 10))
@@ -82,7 +83,7 @@ def test_next_beats_stay(known_reports, kind):
 
 def test_backtest_report_schema(known_reports):
     report = known_reports["accelerating"].to_dict()
-    assert set(report["methods"]) == {"next", "relex", "linear", "trend", "stay"}
+    assert set(report["methods"]) == set(REGISTRY)
     assert report["best"] == min(report["methods"], key=lambda m: report["methods"][m]["rel_error"])
     assert report["holdout_steps"] == [80, 90, 100] and report["fit_steps"] == STEPS[:7]
     for scores in report["methods"].values():
@@ -200,3 +201,55 @@ def test_next_epochs_auto_stops_when_the_loss_stalls_and_device_is_recorded(trl_
         fit(run, "next", horizon=2, epochs=2, device="gpu0")
     with pytest.raises(PredictorError, match="epochs must be a positive integer or 'auto', not 'many'"):
         fit(run, "next", horizon=2, epochs="many")
+
+
+def converging_dynamics(step: int, name: str, factor: str, shape: tuple[int, int]):
+    """s·B·A = Σ_m a_m·(1 − r_mᵗ)·u_m·v_mᵀ, two modes converging at different rates (r per 10 steps)."""
+    import zlib
+
+    import torch
+
+    g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    if factor == "A":
+        return torch.linalg.qr(torch.randn(shape[1], shape[0], generator=g))[0].T  # orthonormal rows v_m
+    u = torch.linalg.qr(torch.randn(shape[0], shape[1], generator=g))[0]
+    B = torch.zeros(shape)
+    for m, (a, r) in enumerate(((3.0, 0.8), (1.5, 0.6))):
+        B[:, m] = a * (1 - r ** (step / 10)) / 2.0 * u[:, m]  # / 2: the LoRA scale α/r = 8/4
+    return B
+
+
+def test_rre_recovers_the_limit_of_converging_dynamics_exactly(tmp_path, base_model):
+    """Two geometric modes, a window of 4 differences: RRE's α = 1 is the sequence's limit (dense
+    float64 check, relative to the limit's norm, 1e-4: the checkpoints are float32)."""
+    import torch
+
+    from nextx.lowrank import dense_of
+
+    run = load_run(make_lora_run(tmp_path / "run", base_model, STEPS, dynamics=converging_dynamics))
+    predictor = fit(run, "rre")
+    last = len(run.steps) - 1
+    far = {}
+    for name in list(run.modules)[:4]:
+        stack = run.deltas(name)
+        predicted = dense_of(stack, predictor.predict(ModuleContext(name, stack, run.steps, last)).at(1.0, last),
+                             torch.float64)
+        shapes = {f: tuple(stack.right(0).shape if f == "A" else stack.left(0).shape) for f in "AB"}
+        limit_b = converging_dynamics(10**6, name, "B", (shapes["B"][0], 4))
+        limit = 2.0 * limit_b.double() @ converging_dynamics(0, name, "A", (4, shapes["A"][1])).double()
+        far[name] = float((predicted - limit).norm() / limit.norm())
+        stay = float((dense_of(stack, FactoredUpdate({last: 1.0}), torch.float64) - limit).norm() / limit.norm())
+        assert far[name] < 1e-4 < stay
+    assert predictor.horizon_steps(run.steps) == 40.0  # α = 1 ≡ the window's 4 intervals
+
+
+def test_rre_on_constant_velocity_steps_back_to_the_window_mean(tmp_path, base_model):
+    """No limit to find: RRE returns the mean of the window's last k checkpoints (documented)."""
+    run = load_run(make_lora_run(tmp_path / "run", base_model, STEPS, dynamics=KNOWN_DYNAMICS["linear"]))
+    name = next(iter(run.modules))
+    stack = run.deltas(name)
+    last = len(run.steps) - 1
+    prediction = make_predictor("rre").predict(ModuleContext(name, stack, run.steps, last))
+    expected = FactoredUpdate({i: 0.25 for i in range(last - 3, last + 1)}) - FactoredUpdate({last: 1.0})
+    error = prediction.direction - expected
+    assert update_inner(stack, error, error) < 1e-8 * update_inner(stack, expected, expected)

@@ -11,6 +11,8 @@ from nextx.cli.main import cli
 
 pytest.importorskip("trl")
 
+from transformers import TrainerCallback  # noqa: E402
+
 from nextx.train.callback import NExtCallback, reset_adam_moments  # noqa: E402
 from nextx.train.config import GRPORunConfig  # noqa: E402
 from nextx.train.evaluate import evaluate  # noqa: E402
@@ -259,27 +261,29 @@ def _effective(model) -> dict[str, torch.Tensor]:
             for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
 
 
+class _Snapshot(TrainerCallback):
+    """Records, at every save, the live effective weights and the optimizer's state size."""
+
+    def __init__(self, into):
+        self.into = into
+
+    def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
+        inner = getattr(optimizer, "optimizer", optimizer)
+        self.into[state.global_step] = ({k: v.clone() for k, v in _effective(model).items()}, len(inner.state))
+
+
 def test_offset_jumps_are_exact_keep_adam_and_survive_save_read_second_jump(tmp_path, warm_tiny, cli_runner):
     """apply="offset": Ŵ − W_T folded into the frozen base; LoRA factors and Adam's moments untouched;
     later checkpoints carry the offset, the reader applies it, a second jump builds on the true
     weights, and `extrapolate --method stay` exports them as a plain PEFT adapter (tolerance 1e-6)."""
     from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
 
     from nextx.lowrank import FactoredUpdate, dense_of
 
     before, after = {}, {}
-
-    class Probe(TrainerCallback):
-        def __init__(self, into):
-            self.into = into
-
-        def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
-            inner = getattr(optimizer, "optimizer", optimizer)
-            self.into[state.global_step] = ({k: v.clone() for k, v in _effective(model).items()}, len(inner.state))
-
     jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="offset")
-    out = train(_config(tmp_path / "run", warm_tiny), callbacks=[Probe(before), jumper, Probe(after)], log=lambda m: None)
+    out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)], log=lambda m: None)
     assert [j["step"] for j in jumper.jumps] == [2, 3, 4] and all(j["apply"] == "offset" for j in jumper.jumps)
     w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
     run = load_run(out)
@@ -306,3 +310,30 @@ def test_offset_jumps_are_exact_keep_adam_and_survive_save_read_second_jump(tmp_
 
     task = get_task("addition")
     assert evaluate_path(out / "checkpoint-4", task, warm_tiny).accuracy == evaluate_path(stay, task, warm_tiny).accuracy
+
+
+def test_merge_jumps_restart_lora_and_adam_exactly_and_damping_shortens_later_jumps(tmp_path, warm_tiny):
+    """apply="merge": after the jump the live weights are Ŵ exactly (1e-6), the LoRA restarts (B = 0)
+    with fresh Adam moments, and later checkpoints read back as the live weights (offset = merged
+    LoRA + jump). damping 0.5: the second jump goes half as far (α = ½ for linear, one interval)."""
+    from safetensors.torch import load_file
+
+    from nextx.lowrank import FactoredUpdate, dense_of
+
+    before, after = {}, {}
+    jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="merge", damping=0.5)
+    out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)],
+                log=lambda m: None)
+    assert [round(j["coef"], 6) for j in jumper.jumps] == [1.0, 0.5, 0.25]
+    w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
+    run = load_run(out)
+    for name in list(run.modules)[:3]:
+        stack = run.deltas(name)
+        true = {i: w0[name] + dense_of(stack, FactoredUpdate({i: 1.0})) for i in range(4)}
+        for i, step in enumerate((1, 2, 3, 4)):
+            assert torch.allclose(before[step][0][name], true[i], rtol=0, atol=1e-6)
+        for i, step, coef in ((1, 2, 1.0), (2, 3, 0.5)):
+            assert torch.allclose(after[step][0][name], true[i] + coef * (true[i] - true[i - 1]), rtol=0, atol=1e-6)
+    assert all(before[s][1] > 0 and after[s][1] == 0 for s in (2, 3))  # Adam restarted at each jump
+    with pytest.raises(ValueError, match="damping"):
+        NExtCallback(at=2, damping=0)

@@ -64,8 +64,11 @@ JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
 @click.option("--next-lr", type=float, default=None, help="NExt predictor learning rate (default 2e-5).")
 @click.option("--next-select", type=click.Choice(["weights", "reward"]), default="weights", show_default=True,
               help="reward: jump only if a candidate beats staying on the task's validation prompts.")
-@click.option("--next-apply", type=click.Choice(["offset", "refactor"]), default="offset", show_default=True,
-              help="offset: into the frozen base (exact, Adam kept); refactor: into the rank-r LoRA (Adam reset).")
+@click.option("--next-apply", type=click.Choice(["offset", "refactor", "merge"]), default="offset", show_default=True,
+              help="offset: into the frozen base (exact, Adam kept); refactor: into the rank-r LoRA (Adam reset); "
+                   "merge: LoRA and jump merged into the base, fresh LoRA and Adam.")
+@click.option("--next-damping", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
+              help="With --next-every: the k-th jump goes damping^k × --next-ahead.")
 @click.option("--next-cap", type=click.FloatRange(min=0), default=None,
               help="Trust region: each jump ≤ this × the last checkpoint interval's update, per module.")
 @click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,

@@ -7,10 +7,11 @@ from nextx.predictors.base import ModuleContext, Prediction, Predictor
 from nextx.predictors.linear import Linear
 from nextx.predictors.next import NExt
 from nextx.predictors.relex import Relex
+from nextx.predictors.rre import RRE
 from nextx.predictors.stay import Stay
 from nextx.predictors.trend import Trend
 
-REGISTRY: dict[str, type[Predictor]] = {cls.name: cls for cls in (NExt, Relex, Linear, Trend, Stay)}
+REGISTRY: dict[str, type[Predictor]] = {cls.name: cls for cls in (NExt, Relex, Linear, Trend, RRE, Stay)}
 
 
 def make_predictor(method: str, horizon: int = 5, **hparams) -> Predictor:

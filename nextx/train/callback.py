@@ -8,7 +8,7 @@ than ``min_se`` paired standard errors (else no jump) — and writes
 
     Ŵ = W_T + α·ΔŴ            (α: the method's unit for ``ahead`` training steps)
 
-into the model, in one of two ways (``apply``):
+into the model, in one of three ways (``apply``):
 
 * ``"refactor"``: into the live LoRA weights. The live adapter keeps its rank r, so
   Ŵ − W₀ (rank r+1 for NExt) is replaced by its best rank-r approximation (relative error logged in
@@ -17,7 +17,11 @@ into the model, in one of two ways (``apply``):
   weights (W₀ ← W₀ + Ŵ − W_T, factored), the LoRA factors and Adam's moments are untouched. The
   accumulated offset is written beside every later checkpoint (`nextx.io.offsets`), where the reader
   applies it.
+* ``"merge"``: the paper's variant — Ŵ is merged into the frozen base (the offset above plus the
+  live LoRA s·B·A), then the LoRA restarts fresh (PEFT's init: B = 0, A Kaiming-uniform from a
+  generator seeded by the step) and Adam's moments are cleared. Persisted like ``"offset"``.
 
+With ``every``, later jumps can be damped: jump k (from 0) goes ``damping``ᵏ × ``ahead``.
 Either way the learning rate schedule and the step counter continue, and the checkpoint at T keeps
 the pre-jump weights, so the run's history stays the real trajectory.
 
@@ -27,6 +31,7 @@ the pre-jump weights, so the run's history stays the real trajectory.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 from pathlib import Path
@@ -41,6 +46,7 @@ from nextx.io.run import load_run
 from nextx.lowrank import FactoredUpdate, factors_of, truncate
 
 LORA_PREFIX = "base_model.model."
+APPLY_MODES = ("offset", "refactor", "merge")
 
 
 class NExtCallback(TrainerCallback):
@@ -57,8 +63,9 @@ class NExtCallback(TrainerCallback):
         select: "weights" (as given / backtest) or "reward" (needs ``scorer``).
         scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
         min_se: a reward-selected jump must beat staying by more than this many paired SE.
-        apply: "offset" (into the frozen base, exact, Adam kept; the default) or "refactor" (into the rank-r
-            LoRA, Adam reset).
+        apply: "offset" (into the frozen base, exact, Adam kept; the default), "refactor" (into the rank-r
+            LoRA, Adam reset) or "merge" (the LoRA merged into the base too, then a fresh LoRA and Adam).
+        damping: with ``every``, the k-th jump (from 0) goes damping**k × ``ahead`` (or × ``coef``).
         cap: trust region, per module ‖Ŵ − W_T‖ ≤ cap · ‖W_T − W_{T−1}‖ (None: no cap).
         coef: the method's own α instead of ``ahead`` (advanced).
         log: a function taking one line per jump (and per candidate).
@@ -67,9 +74,12 @@ class NExtCallback(TrainerCallback):
     def __init__(self, at: int, every: int | None = None, method: str = "next", ahead: float | str | None = None,
                  horizon: int = 3, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
-                 log=None):
-        if apply not in ("refactor", "offset"):
-            raise ValueError(f"apply must be 'refactor' or 'offset', not {apply!r}")
+                 damping: float = 1.0, log=None):
+        if apply not in APPLY_MODES:
+            raise ValueError(f"apply must be one of {', '.join(APPLY_MODES)}, not {apply!r}")
+        if not 0 < damping <= 1:
+            raise ValueError(f"damping must be in (0, 1], not {damping!r}")
+        self.damping = damping
         self.at, self.every, self.method, self.ahead, self.coef = at, every, method, ahead, coef
         self.apply, self.cap, self.offsets = apply, cap, {}  # module → (L, R) of the accumulated base offset
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
@@ -93,13 +103,19 @@ class NExtCallback(TrainerCallback):
         ahead = self.ahead
         if ahead is None and self.coef is None and self.select == "weights":
             ahead = self.horizon * checkpoint_interval(run.steps)
+        damp = self.damping ** sum(j["jumped"] for j in self.jumps)
+        ahead = ahead * damp if isinstance(ahead, int | float) else ahead
+        coef = self.coef * damp if self.coef is not None else None
         with preserved_rng():  # fitting and scoring must not shift the training's random streams
-            choice = choose_jump(run, method=self.method, ahead=ahead, coef=self.coef, horizon=self.horizon,
+            choice = choose_jump(run, method=self.method, ahead=ahead, coef=coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
                                  hparams={"next": self.hparams}, log=self.log, cap=self.cap)
         errors = {}
-        if choice.jump and self.apply == "offset":
+        if choice.jump and self.apply in ("offset", "merge"):
             add_to_base_weights(model, choice.extrapolation, self.offsets)
+            if self.apply == "merge":
+                merge_and_restart_lora(model, self.offsets, seed=state.global_step)
+                reset_adam_moments(optimizer)
         elif choice.jump:
             errors = load_into_live_model(model, choice.extrapolation)
             reset_adam_moments(optimizer)
@@ -188,6 +204,30 @@ def add_to_base_weights(model, extrapolation, offsets: dict) -> None:
             continue
         add_to_base(layers[name], left, right)
         accumulate(offsets, name, left, right)
+
+
+@torch.no_grad()
+def merge_and_restart_lora(model, offsets: dict, seed: int) -> None:
+    """W₀ ← W₀ + s·B·A in every LoRA layer (accumulated into ``offsets``, in the weight's orientation),
+    then a fresh LoRA: B = 0, A Kaiming-uniform as PEFT initialises it, from a generator seeded by
+    ``seed`` (the global random streams are left alone)."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, layer in lora_layers(model).items():
+        adapter = layer.active_adapters[0]
+        embedding = adapter in getattr(layer, "lora_embedding_A", {})
+        lora_A = layer.lora_embedding_A[adapter] if embedding else layer.lora_A[adapter].weight
+        lora_B = layer.lora_embedding_B[adapter] if embedding else layer.lora_B[adapter].weight
+        scaling = layer.scaling[adapter]
+        if embedding or getattr(layer, "fan_in_fan_out", False):  # the weight holds (s·B·A)ᵀ
+            left, right = lora_A.double().T, scaling * lora_B.double().T
+        else:
+            left, right = scaling * lora_B.double(), lora_A.double()
+        add_to_base(layer, left, right)
+        accumulate(offsets, name, left, right)
+        fresh = torch.empty(lora_A.shape, dtype=torch.float32)
+        torch.nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+        lora_A.copy_(fresh.to(lora_A.dtype))
+        lora_B.zero_()
 
 
 def reset_adam_moments(optimizer) -> None:

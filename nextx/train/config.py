@@ -44,6 +44,8 @@ class GRPORunConfig:
     next_eval_size: int = 500  # validation prompts scored per candidate with next_select="reward"
     next_cap: float | None = None  # trust region: jump norm ≤ cap × the last interval's update norm, per module
     next_apply: str = "offset"  # offset (into the base, exact, Adam kept) | refactor (rank-r LoRA, Adam reset)
+    # | merge (LoRA merged into the base too, fresh LoRA and Adam)
+    next_damping: float = 1.0  # with next_every: the k-th jump goes damping**k × next_ahead
 
     def __post_init__(self):
         if self.task is None and self.dataset is None:
@@ -63,8 +65,11 @@ class GRPORunConfig:
                     f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
                     hint="Jump later, save more often, or lower the horizon.",
                 )
-        if self.next_apply not in ("refactor", "offset"):
-            raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose refactor or offset.")
+        if self.next_apply not in ("offset", "refactor", "merge"):
+            raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose offset, refactor or merge.")
+        if not 0 < self.next_damping <= 1:
+            raise NextxError(f"--next-damping {self.next_damping:g} is outside (0, 1]",
+                             hint="1 keeps every jump's length; 0.875 shortens each later jump by 12.5%.")
         if self.next_select not in ("weights", "reward"):
             raise NextxError(f"unknown --next-select {self.next_select!r}", hint="Choose weights or reward.")
         if self.next_select == "reward" and self.task is None:
