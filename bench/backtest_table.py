@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from nextx import load_run  # noqa: E402
-from nextx.backtest import backtest  # noqa: E402
+from nextx.backtesting import backtest  # noqa: E402
 
 METHODS = ("next", "relex", "linear", "trend", "stay")
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import SHAPES, module_shapes, write_run  # noqa: E402
 
 import nextx  # noqa: E402
-from nextx.extrapolate import extrapolate  # noqa: E402
-from nextx.fit import fit  # noqa: E402
+from nextx.extrapolation import extrapolate  # noqa: E402
+from nextx.fitting import fit  # noqa: E402
 
 
 def disk_write_speed(directory: Path, total_bytes: int) -> float:

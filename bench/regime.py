@@ -38,7 +38,7 @@ def one_run(out: Path, setting: str, seed: int, steps: int, eval_every: int, his
     import torch
 
     torch.set_num_threads(1)
-    from nextx.backtest import backtest
+    from nextx.backtesting import backtest
     from nextx.io.run import load_run
     from nextx.train.config import GRPORunConfig
     from nextx.train.grpo import train

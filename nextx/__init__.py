@@ -9,11 +9,11 @@
 """
 
 from nextx._version import __version__
-from nextx.backtest import backtest
+from nextx.backtesting import backtest
 from nextx.choose import JumpChoice, choose_jump
 from nextx.errors import NextxError
-from nextx.extrapolate import extrapolate
-from nextx.fit import fit, load_predictor, save_predictor
+from nextx.extrapolation import extrapolate
+from nextx.fitting import fit, load_predictor, save_predictor
 from nextx.io.hub import pull
 from nextx.io.run import Run, load_run
 from nextx.lowrank import top_singular_triplet

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nextx.backtest import auto_choice, backtest
+from nextx.backtesting import auto_choice, backtest
 from nextx.errors import PredictorError
-from nextx.extrapolate import Extrapolation, extrapolate
-from nextx.fit import fit
+from nextx.extrapolation import Extrapolation, extrapolate
+from nextx.fitting import fit
 from nextx.io.run import Run
 from nextx.predictors import REGISTRY, Predictor, make_predictor
 from nextx.scoring import Score, Scorer, paired_difference

@@ -147,12 +147,12 @@ def test_full_weights_against_the_wrong_base(cli_runner, tmp_path, base_model):
 
 
 def test_unexpected_errors_exit_3_without_traceback(cli_runner, trl_run, monkeypatch):
-    import nextx.inspect
+    import nextx.inspection
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(nextx.inspect, "trajectories", boom)
+    monkeypatch.setattr(nextx.inspection, "trajectories", boom)
     result = cli_runner.invoke(cli, ["inspect", str(trl_run)])
     assert result.exit_code == 3 and "--debug" in result.stderr and "Traceback" not in result.stderr
     result = cli_runner.invoke(cli, ["--debug", "inspect", str(trl_run)])

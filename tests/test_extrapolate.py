@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from nextx import load_run
 from nextx.cli.main import cli
-from nextx.extrapolate import extrapolate
-from nextx.fit import fit
+from nextx.extrapolation import extrapolate
+from nextx.fitting import fit
 
 IDS = torch.tensor([[1, 5, 9, 13, 2, 7]])
 
@@ -189,11 +189,9 @@ def test_ahead_auto_uses_the_backtest_and_reports_steps(cli_runner, trl_run, tmp
 
 def test_no_useful_jump_writes_nothing(cli_runner, trl_run, tmp_path, monkeypatch):
     """A calibrated jump shorter than one checkpoint interval: exit 0, "jump": false, nothing written."""
-    import importlib
+    import nextx.choose as choose
+    from nextx.backtesting import BacktestReport
 
-    from nextx.backtest import BacktestReport
-
-    choose = importlib.import_module("nextx.choose")
     scores = {"rel_error": 0.1, "error_vs_stay": 0.9, "gain_over_stay": 0.1, "cosine": 0.5, "coef_scale": 0.3}
     report = BacktestReport([10, 20], [30], 2, {"linear": scores}, "linear")
     monkeypatch.setattr(choose, "backtest", lambda *a, **k: report)
@@ -211,9 +209,7 @@ def test_no_useful_jump_writes_nothing(cli_runner, trl_run, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_failed_writes_leave_nothing(trl_run, tmp_path, monkeypatch, exc):
-    import importlib
-
-    module = importlib.import_module("nextx.extrapolate")  # the module (nextx.extrapolate is also the function)
+    import nextx.extrapolation as module
 
     def broken(*args, **kwargs):
         raise exc
@@ -228,9 +224,7 @@ def test_failed_writes_leave_nothing(trl_run, tmp_path, monkeypatch, exc):
 @pytest.mark.parametrize("exc", [RuntimeError("out of memory"), KeyboardInterrupt()])
 def test_failed_merged_writes_leave_nothing(trl_run, base_model, tmp_path, monkeypatch, exc):
     """An error or Ctrl-C after some tensors went to the writer thread: no output, no temp dir."""
-    import importlib
-
-    module = importlib.import_module("nextx.extrapolate")
+    import nextx.extrapolation as module
     real, calls = module.dense_of, []
 
     def fails_on_third(*args, **kwargs):
@@ -267,7 +261,7 @@ def test_known_trajectories_give_the_same_output(trl_run, tmp_path):
 def test_saved_predictor_reads_from_its_last_step_with_the_same_result(trl_run, tmp_path):
     """A saved NExt predictor keeps the canonical global u at its last step: extrapolating the same
     run starts its triplets there (reads W_{T−1} and W_T only) and writes what a full chain writes."""
-    from nextx.fit import load_predictor, save_predictor
+    from nextx.fitting import load_predictor, save_predictor
 
     run = load_run(trl_run)
     predictor = load_predictor(save_predictor(fit(run, "next", horizon=2, epochs=20, lr=3e-4), tmp_path / "p"))

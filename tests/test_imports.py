@@ -11,7 +11,7 @@ LAYERS = {  # lower imports nothing higher
     "lowrank": 2,
     "trajectory": 3,
     "predictors": 4, "measure": 4, "scoring": 4,
-    "backtest": 5, "extrapolate": 5, "fit": 5, "inspect": 5, "plot": 5,
+    "backtesting": 5, "extrapolation": 5, "fitting": 5, "inspection": 5, "plot": 5,
     "choose": 6,
     "train": 7,
     "cli": 8,

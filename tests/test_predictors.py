@@ -19,9 +19,9 @@ import pytest
 from helpers import KNOWN_DYNAMICS, make_lora_run
 
 from nextx import load_run
-from nextx.backtest import backtest
+from nextx.backtesting import backtest
 from nextx.errors import PredictorError
-from nextx.fit import fit, load_predictor, save_predictor
+from nextx.fitting import fit, load_predictor, save_predictor
 from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, Predictor, make_predictor
 
@@ -161,7 +161,7 @@ def test_scores_survive_round_off_and_nan():
     import json
     import math
 
-    from nextx.backtest import _scores, _Sums, best_method
+    from nextx.backtesting import _scores, _Sums, best_method
     from nextx.io.write import dumps_json
 
     exact = _scores(_Sums(error=-1e-17, stay=4.0, actual=9.0, dot=4.0, predicted=4.0 - 1e-16))

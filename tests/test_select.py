@@ -130,7 +130,7 @@ class TargetStepScorer:
 
 
 def test_backtest_reward_column_scores_each_prediction_of_the_held_out_step(trl_run):
-    from nextx.backtest import backtest
+    from nextx.backtesting import backtest
 
     scorer = TargetStepScorer()
     report = backtest(load_run(trl_run), ["linear", "relex", "stay"], holdout=2, horizon=2, scorer=scorer)

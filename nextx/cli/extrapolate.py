@@ -25,8 +25,8 @@ from nextx.cli.common import (
 )
 from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, next_options, render_backtest
 from nextx.errors import PredictorError
-from nextx.extrapolate import DTYPES, check_output_path, extrapolate
-from nextx.fit import load_predictor
+from nextx.extrapolation import DTYPES, check_output_path, extrapolate
+from nextx.fitting import load_predictor
 from nextx.io.write import parse_size
 
 

@@ -7,9 +7,9 @@ import functools
 import click
 from rich.table import Table
 
-from nextx.backtest import DEFAULT_METHODS, backtest
+from nextx.backtesting import DEFAULT_METHODS, backtest
 from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
-from nextx.fit import fit, save_predictor
+from nextx.fitting import fit, save_predictor
 from nextx.predictors import REGISTRY, Predictor
 from nextx.predictors.next import AUTO_EPOCHS_MAX
 from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS

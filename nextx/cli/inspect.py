@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from nextx.cli.common import console, emit_json, progress_bar, run_options
-from nextx.inspect import inspect_run
+from nextx.inspection import inspect_run
 
 
 def _fmt(value, digits=3) -> str:

@@ -304,7 +304,7 @@ def extrapolate(run: Run, predictor: Predictor, *, ahead: float | None = None, t
     """Ŵ for the weights ``ahead`` training steps past the last checkpoint (or at step ``to_step``);
     ``coef`` gives the method's own α instead. ``traj``: the run's rank-1 trajectories if already
     computed (e.g. by `fit`). ``cap``: a trust region, per module ‖Ŵ − W_T‖ ≤ cap·‖W_T − W_{T−1}‖."""
-    from nextx.fit import check_predictor_matches
+    from nextx.fitting import check_predictor_matches
 
     check_predictor_matches(predictor, run)
     if traj is not None and traj.steps != run.steps:

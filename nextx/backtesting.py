@@ -155,7 +155,7 @@ def backtest(
 def reward_column(run: Run, kept: int, predictors: dict, traj, scorer) -> dict:
     """Task reward of every method's prediction of the last held-out checkpoint (from the last kept
     one), with the paired difference vs stay; and the real checkpoint's reward for reference."""
-    from nextx.extrapolate import extrapolate
+    from nextx.extrapolation import extrapolate
     from nextx.scoring import paired_difference
 
     start = time.perf_counter()
