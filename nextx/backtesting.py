@@ -24,7 +24,7 @@ from nextx.errors import PredictorError
 from nextx.io.discover import require_checkpoints
 from nextx.io.run import Run
 from nextx.lowrank import FactoredUpdate, update_inner
-from nextx.predictors import REGISTRY, ModuleContext, make_predictor
+from nextx.predictors import REGISTRY, ModuleContext, make_predictor, with_seed
 from nextx.trajectory import trajectories
 
 DEFAULT_METHODS = tuple(REGISTRY)  # stay last: the reference
@@ -110,11 +110,10 @@ def backtest(
                         f"a backtest with --holdout {holdout}" + (f" and --horizon {horizon}" if needs_traj else ""))
     fit_steps, held = run.steps[:kept], run.steps[kept:]
     traj = trajectories(run, horizon=horizon, progress=progress).prefix(kept) if needs_traj else None
-    hparams = hparams or {}
+    hparams = with_seed(hparams or {}, seed)
     predictors = {}
     for method in methods:
-        extra = {"seed": seed} if method == "next" else {}
-        predictor = make_predictor(method, horizon=horizon, **{**extra, **hparams.get(method, {})})
+        predictor = make_predictor(method, horizon=horizon, **hparams.get(method, {}))
         predictors[method] = predictor.fit(traj, fit_steps)
     last = kept - 1
     sums = {m: [_Sums() for _ in held] for m in methods}
@@ -142,7 +141,7 @@ def backtest(
         total = _Sums(*(sum(getattr(s, f) for s in sums[method]) for f in ("error", "stay", "actual", "dot", "predicted")))
         report.methods[method] = {**_scores(total), "per_step": {str(step): _scores(s) for step, s in
                                                                  zip(held, sums[method], strict=True)}}
-        if method == "next":
+        if REGISTRY[method].trains:
             report.methods[method]["fit_seconds"] = predictors[method].fit_info.get("fit_seconds")
     report.best = best_method(report.methods)
     if scorer is not None:

@@ -22,7 +22,7 @@ from nextx.errors import PredictorError
 from nextx.extrapolation import Extrapolation, extrapolate
 from nextx.fitting import fit
 from nextx.io.run import Run
-from nextx.predictors import REGISTRY, Predictor, make_predictor
+from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor, with_seed
 from nextx.scoring import Score, Scorer, paired_difference
 from nextx.trajectory import Trajectories, trajectories
 
@@ -78,7 +78,7 @@ def ahead_grid(steps: Sequence[int], horizon: int, fractions: Sequence[float] = 
 def choose_jump(
     run: Run,
     *,
-    method: str = "next",
+    method: str = DEFAULT_METHOD,
     ahead: float | str | None = None,
     to_step: float | None = None,
     coef: float | None = None,
@@ -96,9 +96,7 @@ def choose_jump(
     cap: float | None = None,
 ) -> JumpChoice:
     """Decide the jump for ``run`` (see the module docstring)."""
-    hparams = {m: dict(h) for m, h in (hparams or {}).items()}
-    if "next" in REGISTRY and "seed" not in hparams.get("next", {}):
-        hparams.setdefault("next", {})["seed"] = seed
+    hparams = with_seed(hparams or {}, seed)
     if select == "reward":
         if scorer is None:
             raise PredictorError("--select reward needs an evaluation", hint="Pass --eval-task, --eval or --eval-cmd.")

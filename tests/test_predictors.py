@@ -15,6 +15,8 @@ to 100; backtest holds out the last 3 (the "known future"), NExt horizon 2.
   vectors of length 1.5k–5k; these modules have length 16–48 (README reports both).
 """
 
+import json
+
 import pytest
 from helpers import KNOWN_DYNAMICS, make_lora_run
 
@@ -253,3 +255,29 @@ def test_rre_on_constant_velocity_steps_back_to_the_window_mean(tmp_path, base_m
     expected = FactoredUpdate({i: 0.25 for i in range(last - 3, last + 1)}) - FactoredUpdate({last: 1.0})
     error = prediction.direction - expected
     assert update_inner(stack, error, error) < 1e-8 * update_inner(stack, expected, expected)
+
+
+def test_methods_declare_their_settings(cli_runner, trl_run):
+    """Each method's `params` is the one place its settings live: unknown ones are refused with the
+    list, a flat dict splits per method, and every declared flag reaches the CLI and the method."""
+    from nextx.cli.main import cli
+    from nextx.predictors import by_method
+
+    with pytest.raises(PredictorError, match="unknown trend hyper-parameter.s.: lr") as err:
+        make_predictor("trend", lr=1.0)
+    assert err.value.hint == "trend takes: window."
+    with pytest.raises(PredictorError, match="group_by must be one of length, type, not 'rows'"):
+        make_predictor("next", group_by="rows")
+    split = by_method({"lr": 3e-4, "window": 6})
+    assert split["next"] == {"lr": 3e-4} and split["trend"] == split["rre"] == {"window": 6} and split["linear"] == {}
+    assert make_predictor("rre").hparams == {"window": 4}
+    result = cli_runner.invoke(cli, ["backtest", str(trl_run), "--methods", "trend,linear", "--holdout", "2",
+                                     "--trend-window", "2", "--json"])  # a 2-checkpoint trend is `linear`
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.stdout)["methods"]
+    assert methods["trend"]["rel_error"] == pytest.approx(methods["linear"]["rel_error"], rel=1e-9)
+    result = cli_runner.invoke(cli, ["backtest", str(trl_run), "--methods", "trend", "--trend-window", "0"])
+    assert result.exit_code == 2 and "'0' is not a positive integer" in result.output
+    flags = {p.option for cls in REGISTRY.values() for p in cls.params if p.option}
+    help_text = cli_runner.invoke(cli, ["backtest", "--help"]).output
+    assert flags and all(flag in help_text for flag in flags)

@@ -23,11 +23,12 @@ from nextx.cli.common import (
     progress_bar,
     run_options,
 )
-from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, next_options, render_backtest
+from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, method_options, render_backtest
 from nextx.errors import PredictorError
 from nextx.extrapolation import DTYPES, check_output_path, extrapolate
 from nextx.fitting import load_predictor
 from nextx.io.write import parse_size
+from nextx.predictors import DEFAULT_METHOD
 
 
 @click.command("extrapolate")
@@ -57,7 +58,7 @@ from nextx.io.write import parse_size
 @click.option("--holdout", type=click.IntRange(min=1), default=3, show_default=True,
               help="Held-out checkpoints for --ahead auto / --method auto (as backtest's).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@next_options
+@method_options
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("--push-to-hub", "push_repo", default=None, metavar="OWNER/REPO", help="Also upload the output.")
 @click.option("--private", is_flag=True, help="Create the --push-to-hub repo as private.")
@@ -67,7 +68,7 @@ from nextx.io.write import parse_size
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (paths, steps ahead, method) on stdout.")
 def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, select, min_se, cap, eval_task,
                     eval_function, eval_cmd, eval_timeout, eval_size, fmt, rank, shard_size, dtype, horizon, holdout,
-                    seed, next_hparams, force, push_repo, private, push_revision, commit_message, create_pr, as_json):
+                    seed, hparams, force, push_repo, private, push_revision, commit_message, create_pr, as_json):
     """Extrapolate RUN's last checkpoint and write weights a trainer resumes from.
 
     \b
@@ -96,13 +97,13 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
                                  progress=advance, cap=cap)
         record = {"jump": True, "criterion": "given", "reason": "given"}
     else:
-        method = method or "next"
+        method = method or DEFAULT_METHOD
         if method == "auto" and select == "weights":
             console.print("--method auto: choosing by weight-space error on held-out checkpoints, not by task reward "
                           "(add --select reward --eval… to choose by reward).")
         choice = choose_jump(run, method=method, ahead=ahead, to_step=to_step, coef=coef, horizon=horizon,
                              select=select, scorer=scorer, min_se=min_se, holdout=holdout, seed=seed,
-                             hparams={"next": next_hparams}, fitter=fit_with_progress, log=None, cap=cap)
+                             hparams=hparams, fitter=fit_with_progress, log=None, cap=cap)
         if choice.backtest:
             render_backtest(choice.backtest)
         if choice.candidates:

@@ -10,9 +10,7 @@ from rich.table import Table
 from nextx.backtesting import DEFAULT_METHODS, backtest
 from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
 from nextx.fitting import fit, save_predictor
-from nextx.predictors import REGISTRY, Predictor
-from nextx.predictors.next import AUTO_EPOCHS_MAX
-from nextx.predictors.next import DEFAULTS as NEXT_DEFAULTS
+from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, with_seed
 from nextx.trajectory import Trajectories, trajectories
 
 METHOD_CHOICE = click.Choice(sorted(REGISTRY))
@@ -21,46 +19,50 @@ METHOD_CHOICE = click.Choice(sorted(REGISTRY))
 def fit_with_progress(run, method: str, horizon: int, hparams: dict,
                       traj: Trajectories | None = None) -> tuple[Predictor, Trajectories | None]:
     """`fit` with progress bars: the rank-1 trajectories (unless given; returned too, for reuse by
-    `extrapolate`), then NExt's training epochs."""
+    `extrapolate`), then the training epochs of methods that train."""
     if REGISTRY[method].needs_trajectories and traj is None:
         with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
             traj = trajectories(run, horizon=horizon, progress=advance)
-    if method != "next":  # nothing to train
+    epochs = REGISTRY[method].planned_epochs(hparams)
+    if not epochs:  # nothing to train
         return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
-    epochs = hparams.get("epochs", NEXT_DEFAULTS["epochs"])
-    with progress_bar(f"training {method}", AUTO_EPOCHS_MAX if epochs == "auto" else epochs) as advance:
+    with progress_bar(f"training {method}", epochs) as advance:
         return fit(run, method, horizon=horizon, traj=traj, epoch_progress=advance, **hparams), traj
 
 
-def _epochs(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        epochs = int(value)
-    except ValueError:
-        epochs = 0
-    if epochs < 1:
-        raise click.BadParameter(f"{value!r} is neither a positive integer nor 'auto'", param_hint="--epochs")
-    return epochs
+def method_options(func):
+    """Every method's declared settings that have a CLI flag (`nextx.predictors.Param`), passed on as
+    ``hparams`` = {method: {name: value}} (only the flags given; the methods keep their defaults)."""
+    declared = [(method, p) for method, cls in REGISTRY.items() for p in cls.params if p.option]
 
+    def convert(param):
+        def callback(ctx, option, text):
+            if text is None:
+                return None
+            try:
+                return param.from_text(text)
+            except ValueError as err:
+                raise click.BadParameter(str(err)) from None
+        return callback
 
-def next_options(func):
-    """NExt's settings (--next-lr, --epochs, --group-by, --device), passed on as ``next_hparams``."""
-    @click.option("--next-lr", type=click.FloatRange(min=0, min_open=True), default=None,
-                  help="NExt learning rate (default 2e-5, the paper's; ~3e-4 suits vectors shorter than ~1k).")
-    @click.option("--epochs", default="1000", show_default=True,
-                  help="NExt training epochs, or auto (stop once 50 epochs improve the loss by < 0.1%, ≤ 1000).")
-    @click.option("--group-by", type=click.Choice(["length", "type"]), default="length", show_default=True,
-                  help="NExt: one predictor per vector length (paper) or per module type.")
-    @click.option("--device", default="cpu", show_default=True, help="Where NExt trains: auto, cpu, cuda[:N], mps.")
     @functools.wraps(func)
-    def wrapper(*args, next_lr, epochs, group_by, device, **kwargs):
-        hparams = {"epochs": _epochs(epochs), "group_by": group_by, "device": device}
-        if next_lr is not None:
-            hparams["lr"] = next_lr
-        return func(*args, next_hparams=hparams, **kwargs)
+    def wrapper(*args, **kwargs):
+        hparams = {method: {} for method in REGISTRY}
+        for method, p in declared:
+            value = kwargs.pop(_dest(p))
+            if value is not None:
+                hparams[method][p.name] = value
+        return func(*args, hparams=hparams, **kwargs)
 
+    for _method, p in reversed(declared):
+        metavar = "[" + "|".join(p.choices) + "]" if p.choices else p.metavar or type(p.default).__name__.upper()
+        wrapper = click.option(p.option, _dest(p), default=None, callback=convert(p), metavar=metavar,
+                               help=f"{p.help} [default: {p.default}]")(wrapper)
     return wrapper
+
+
+def _dest(param) -> str:
+    return "hp_" + param.option.lstrip("-").replace("-", "_")
 
 
 def horizon_option(func):
@@ -71,13 +73,13 @@ def horizon_option(func):
 @click.command("fit")
 @run_options
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="Predictor directory to write.")
-@click.option("--method", type=METHOD_CHOICE, default="next", show_default=True)
+@click.option("--method", type=METHOD_CHOICE, default=DEFAULT_METHOD, show_default=True)
 @horizon_option
 @click.option("--seed", type=int, default=0, show_default=True)
-@next_options
+@method_options
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def fit_cmd(open_run, out, method, horizon, seed, next_hparams, force, as_json):
+def fit_cmd(open_run, out, method, horizon, seed, hparams, force, as_json):
     """Fit a predictor on every checkpoint of RUN and save it (safetensors + JSON).
 
     \b
@@ -86,8 +88,7 @@ def fit_cmd(open_run, out, method, horizon, seed, next_hparams, force, as_json):
       nextx fit runs/grpo -o pred --horizon 3 --group-by type --json
     """
     run = open_run()
-    hparams = {"seed": seed, **next_hparams} if REGISTRY[method].needs_trajectories else {}
-    predictor, _ = fit_with_progress(run, method, horizon, hparams)
+    predictor, _ = fit_with_progress(run, method, horizon, with_seed(hparams, seed)[method])
     path = save_predictor(predictor, out, force=force)
     info = predictor.fit_info
     summary = {"predictor": str(path), "method": method, "horizon": horizon, "steps": run.steps,
@@ -109,11 +110,11 @@ def fit_cmd(open_run, out, method, horizon, seed, next_hparams, force, as_json):
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True, help="Comma-separated methods.")
 @horizon_option
 @click.option("--seed", type=int, default=0, show_default=True)
-@next_options
+@method_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write error per held-out step to a PNG.")
 @eval_options
-def backtest_cmd(open_run, holdout, methods, horizon, seed, next_hparams, as_json, plot, eval_task, eval_function,
+def backtest_cmd(open_run, holdout, methods, horizon, seed, hparams, as_json, plot, eval_task, eval_function,
                  eval_cmd, eval_timeout, eval_size):
     """Fit every method on RUN minus its last K checkpoints and score the predictions of them.
 
@@ -134,7 +135,7 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, next_hparams, as_jso
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     with progress_bar("backtest", len(run.modules)) as advance:
         report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed,
-                          hparams={"next": next_hparams}, progress=advance, scorer=scorer)
+                          hparams=hparams, progress=advance, scorer=scorer)
     if plot:
         from nextx.plot import plot_backtest
 
@@ -172,5 +173,5 @@ def render_backtest(report: dict) -> None:
     else:
         console.print("best = lowest weight-space error, which need not mean highest task reward "
                       "(add --eval-task / --eval / --eval-cmd for a reward column).")
-    if report["best"] != "next" and "next" in report["methods"]:
+    if report["best"] != DEFAULT_METHOD and DEFAULT_METHOD in report["methods"]:
         console.print(f"NExt does not win on this run: {report['best']} predicts the held-out checkpoints better.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nextx.errors import PredictorError
-from nextx.predictors.base import ModuleContext, Prediction, Predictor
+from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor
 from nextx.predictors.linear import Linear
 from nextx.predictors.next import NExt
 from nextx.predictors.relex import Relex
@@ -12,6 +12,21 @@ from nextx.predictors.stay import Stay
 from nextx.predictors.trend import Trend
 
 REGISTRY: dict[str, type[Predictor]] = {cls.name: cls for cls in (NExt, Relex, Linear, Trend, RRE, Stay)}
+DEFAULT_METHOD = NExt.name
+
+
+def by_method(flat: dict) -> dict[str, dict]:
+    """A flat settings dict (e.g. {"lr": 3e-4, "window": 6}) split per method by what each declares."""
+    return {name: cls.accepts(flat) for name, cls in REGISTRY.items()}
+
+
+def with_seed(hparams: dict[str, dict], seed: int) -> dict[str, dict]:
+    """Per-method settings with ``seed`` added for every method that declares one (unless given)."""
+    out = {name: dict(values) for name, values in hparams.items()}
+    for name, cls in REGISTRY.items():
+        if any(p.name == "seed" for p in cls.params):
+            out.setdefault(name, {}).setdefault("seed", seed)
+    return out
 
 
 def make_predictor(method: str, horizon: int = 5, **hparams) -> Predictor:
@@ -21,4 +36,5 @@ def make_predictor(method: str, horizon: int = 5, **hparams) -> Predictor:
     return REGISTRY[method](horizon=horizon, **hparams)
 
 
-__all__ = ["REGISTRY", "ModuleContext", "Prediction", "Predictor", "make_predictor"]
+__all__ = ["DEFAULT_METHOD", "REGISTRY", "ModuleContext", "Param", "Prediction", "Predictor", "by_method",
+           "make_predictor", "with_seed"]

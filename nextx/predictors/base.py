@@ -11,13 +11,47 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from nextx.errors import PredictorError
 from nextx.lowrank import DenseStack, FactoredUpdate, FactorStack
 from nextx.trajectory import ModuleTrajectory, Trajectories
+
+
+@dataclass(frozen=True)
+class Param:
+    """A hyper-parameter a method declares. The CLI (``option``), predictor.json, the callback and the
+    backtest read the declarations, so no code outside `nextx.predictors` names a method's settings.
+    ``parse`` turns the option's text into a value (ValueError with the reason when it cannot)."""
+
+    name: str
+    default: Any
+    help: str
+    option: str | None = None  # CLI flag; None: Python API only
+    parse: Callable[[str], Any] | None = None  # default: the default's type
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None  # CLI placeholder; default: the default's type, e.g. FLOAT
+
+    def from_text(self, text: str) -> Any:
+        if self.choices and text not in self.choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}")
+        return (self.parse or type(self.default))(text)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text!r} is not a positive integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{text!r} is not a positive number")
+    return value
 
 
 @dataclass
@@ -48,11 +82,32 @@ class Predictor(ABC):
 
     name: ClassVar[str]
     needs_trajectories: ClassVar[bool] = False  # fit() and predict() need rank-1 trajectories
+    trains: ClassVar[bool] = False  # fit() trains a model (epochs, progress, fit time)
+    params: ClassVar[tuple[Param, ...]] = ()  # the hyper-parameters it takes, with defaults
 
     def __init__(self, horizon: int = 5, **hparams):
+        names = [p.name for p in self.params]
+        unknown = sorted(set(hparams) - set(names))
+        if unknown:
+            raise PredictorError(f"unknown {self.name} hyper-parameter(s): {', '.join(unknown)}",
+                                 hint=f"{self.name} takes: {', '.join(names) or 'none'}.")
         self.horizon = horizon
-        self.hparams = hparams
+        self.hparams = {**{p.name: p.default for p in self.params}, **hparams}
+        for p in self.params:
+            if p.choices and self.hparams[p.name] not in p.choices:
+                raise PredictorError(f"{p.name} must be one of {', '.join(p.choices)}, not {self.hparams[p.name]!r}")
         self.fit_info: dict = {}
+
+    @classmethod
+    def accepts(cls, hparams: dict) -> dict:
+        """The entries of a flat settings dict that this method declares (the rest are other methods')."""
+        names = {p.name for p in cls.params}
+        return {k: v for k, v in hparams.items() if k in names}
+
+    @classmethod
+    def planned_epochs(cls, hparams: dict) -> int:
+        """Training epochs a fit with these settings runs at most (0: nothing to train)."""
+        return 0
 
     def fit(self, traj: Trajectories | None, steps: list[int], progress: Callable[[], None] | None = None) -> Predictor:
         """Learn from the run's history (checkpoints ``steps``); cheap methods only record the steps.

@@ -29,11 +29,9 @@ from torch import nn
 
 from nextx.errors import PredictorError
 from nextx.lowrank import FactoredUpdate
-from nextx.predictors.base import ModuleContext, Prediction, Predictor
+from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, positive_float, positive_int
 from nextx.trajectory import Trajectories
 
-DEFAULTS = {"hidden": 256, "epochs": 1000, "lr": 2e-5, "min_lr_ratio": 0.1, "weight_decay": 0.01,
-            "group_by": "length", "seed": 0, "device": "cpu"}
 AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once the loss stops improving
 AUTO_PATIENCE, AUTO_MIN_GAIN = 50, 1e-3  # … stop when 50 epochs improved the total loss by < 0.1%
 
@@ -82,17 +80,35 @@ def _group_key(component: str, name: str, length: int, group_by: str) -> str:
     return f"{component}:{length}"
 
 
+def epochs_or_auto(text: str) -> int | str:
+    return text if text == "auto" else positive_int(text)
+
+
 class NExt(Predictor):
     name = "next"
     needs_trajectories = True
+    trains = True
+    params = (
+        Param("lr", 2e-5, "NExt learning rate (the paper's 2e-5; ~3e-4 suits vectors shorter than ~1k).",
+              option="--next-lr", parse=positive_float),
+        Param("epochs", 1000, "NExt training epochs, or auto (stop once 50 epochs improve the loss by < 0.1%, "
+              "≤ 1000).", option="--epochs", parse=epochs_or_auto, metavar="INTEGER|auto"),
+        Param("group_by", "length", "NExt: one predictor per vector length (paper) or per module type.",
+              option="--group-by", choices=("length", "type")),
+        Param("device", "cpu", "Where NExt trains: auto, cpu, cuda[:N], mps.", option="--device", parse=str, metavar="DEVICE"),
+        Param("seed", 0, "Initialisation seed of the MLPs."),
+        Param("hidden", 256, "Hidden width of the MLPs (the paper's 256)."),
+        Param("min_lr_ratio", 0.1, "Cosine schedule's final lr, as a fraction of lr."),
+        Param("weight_decay", 0.01, "AdamW weight decay."),
+    )
+
+    @classmethod
+    def planned_epochs(cls, hparams: dict) -> int:
+        epochs = hparams.get("epochs", 1000)
+        return AUTO_EPOCHS_MAX if epochs == "auto" else int(epochs)
 
     def __init__(self, horizon: int = 5, **hparams):
-        unknown = set(hparams) - set(DEFAULTS) - {"window"}
-        if unknown:
-            raise PredictorError(f"unknown NExt hyper-parameter(s): {', '.join(sorted(unknown))}")
-        super().__init__(horizon, **{**DEFAULTS, **hparams})
-        if self.hparams["group_by"] not in ("length", "type"):
-            raise PredictorError(f"group_by must be 'length' or 'type', not {self.hparams['group_by']!r}")
+        super().__init__(horizon, **hparams)
         epochs = self.hparams["epochs"]
         if epochs != "auto" and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise PredictorError(f"epochs must be a positive integer or 'auto', not {epochs!r}")

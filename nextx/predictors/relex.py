@@ -16,11 +16,12 @@ from __future__ import annotations
 import torch
 
 from nextx.lowrank import FactoredUpdate
-from nextx.predictors.base import ModuleContext, Prediction, Predictor
+from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor
 
 
 class Relex(Predictor):
     name = "relex"
+    params = (Param("window", 0, "relex: checkpoints in its window (0: all).", option="--relex-window", metavar="INTEGER"),)
 
     def horizon_steps(self, steps: list[int]) -> float:
         span = steps[-1] - steps[max(0, len(steps) - 1 - self.horizon)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from nextx.lowrank import FactoredUpdate, update_inner
-from nextx.predictors.base import ModuleContext, Prediction, Predictor
+from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, positive_int
 
 DEFAULT_WINDOW = 4  # differences (k): 5 checkpoints
 NOISE = 1e-6  # eigenvalues of G below this × the largest are round-off (float32 checkpoints: ~1e-12)
@@ -31,6 +31,7 @@ NOISE = 1e-6  # eigenvalues of G below this × the largest are round-off (float3
 
 class RRE(Predictor):
     name = "rre"
+    params = (Param("window", DEFAULT_WINDOW, "rre: checkpoint differences (k) extrapolated.", option="--rre-window", metavar="INTEGER", parse=positive_int),)
 
     def _window(self) -> int:
         return max(int(self.hparams.get("window") or DEFAULT_WINDOW), 2)

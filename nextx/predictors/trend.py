@@ -12,13 +12,14 @@ interval's update that is noise; the prediction stays exact in factored form (ra
 from __future__ import annotations
 
 from nextx.lowrank import FactoredUpdate
-from nextx.predictors.base import ModuleContext, Prediction, Predictor
+from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, positive_int
 
 DEFAULT_WINDOW = 4
 
 
 class Trend(Predictor):
     name = "trend"
+    params = (Param("window", DEFAULT_WINDOW, "trend: checkpoints in the least-squares slope.", option="--trend-window", metavar="INTEGER", parse=positive_int),)
 
     def predict(self, ctx: ModuleContext) -> Prediction:
         window = int(self.hparams.get("window") or DEFAULT_WINDOW)

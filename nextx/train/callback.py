@@ -44,6 +44,7 @@ from nextx.choose import checkpoint_interval, choose_jump
 from nextx.io.offsets import accumulate, write_offsets
 from nextx.io.run import load_run
 from nextx.lowrank import FactoredUpdate, factors_of, truncate
+from nextx.predictors import DEFAULT_METHOD, by_method
 
 LORA_PREFIX = "base_model.model."
 APPLY_MODES = ("offset", "refactor", "merge")
@@ -59,7 +60,8 @@ class NExtCallback(TrainerCallback):
         ahead: training steps past the checkpoint to jump, or "auto" (weight-space calibration);
             None: one horizon (``horizon`` checkpoint intervals).
         horizon: NExt's target horizon, in checkpoints.
-        hparams: NExt's hyper-parameters (e.g. {"lr": 3e-4}).
+        hparams: the methods' settings, flat (e.g. {"lr": 3e-4, "window": 6}); each method takes the
+            ones it declares (`nextx.predictors.Param`).
         select: "weights" (as given / backtest) or "reward" (needs ``scorer``).
         scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
         min_se: a reward-selected jump must beat staying by more than this many paired SE.
@@ -71,7 +73,7 @@ class NExtCallback(TrainerCallback):
         log: a function taking one line per jump (and per candidate).
     """
 
-    def __init__(self, at: int, every: int | None = None, method: str = "next", ahead: float | str | None = None,
+    def __init__(self, at: int, every: int | None = None, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = 3, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
                  damping: float = 1.0, log=None):
@@ -109,7 +111,7 @@ class NExtCallback(TrainerCallback):
         with preserved_rng():  # fitting and scoring must not shift the training's random streams
             choice = choose_jump(run, method=self.method, ahead=ahead, coef=coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
-                                 hparams={"next": self.hparams}, log=self.log, cap=self.cap)
+                                 hparams=by_method(self.hparams), log=self.log, cap=self.cap)
         errors = {}
         if choice.jump and self.apply in ("offset", "merge"):
             add_to_base_weights(model, choice.extrapolation, self.offsets)

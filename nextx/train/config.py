@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from nextx.errors import NextxError
+from nextx.predictors import DEFAULT_METHOD, REGISTRY
 
 
 @dataclass
@@ -36,7 +37,7 @@ class GRPORunConfig:
     # NExt in the loop
     next_at: int | None = None
     next_every: int | None = None
-    next_method: str = "next"
+    next_method: str = DEFAULT_METHOD
     next_ahead: float | str | None = None  # steps past the checkpoint, "auto", or None = one horizon
     next_horizon: int = 3
     next_lr: float | None = None  # NExt predictor lr; None = paper's 2e-5 (see README for tiny models)
@@ -59,7 +60,7 @@ class GRPORunConfig:
             if self.next_at % self.save_every:
                 raise NextxError(f"--next-at {self.next_at} is not a multiple of --save-every {self.save_every}",
                                  hint="NExt jumps right after a checkpoint is saved.")
-            if self.next_at // self.save_every < self.next_horizon + 1 and self.next_method == "next":
+            if self.next_at // self.save_every < self.next_horizon + 1 and self._needs_trajectories():
                 raise NextxError(
                     f"--next-at {self.next_at} leaves {self.next_at // self.save_every} checkpoints, NExt with "
                     f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
@@ -92,6 +93,10 @@ class GRPORunConfig:
             if not (Path(self.init_adapter) / "adapter_config.json").is_file():
                 raise NextxError("--init-adapter is not a PEFT adapter directory (no adapter_config.json)",
                                  path=self.init_adapter, hint="Pass a directory written by nextx extrapolate or PEFT.")
+
+    def _needs_trajectories(self) -> bool:
+        method = REGISTRY.get(self.next_method)
+        return method is not None and method.needs_trajectories
 
     def to_dict(self) -> dict:
         return asdict(self)
