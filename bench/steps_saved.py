@@ -37,11 +37,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (1 torch thread each when > 1)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a demo or GRPO setting, e.g. --set prompts_per_step=32 (repeatable)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="nextx-steps-"))
     root.mkdir(parents=True, exist_ok=True)
     config = replace(DemoConfig(), task=args.task, seeds=tuple(range(args.seeds)),
                      arms=tuple(a.strip() for a in args.arms.split(",")), **({"steps": args.steps} if args.steps else {}))
+    config = with_settings(config, args.set)
     config.check()
     from nextx.train.tiny_model import tiny_model_path
 
@@ -69,6 +72,19 @@ def main() -> None:
               f"{_ci(100 * delta['mean'], [None if v is None else 100 * v for v in delta['ci95']], '', 1)} | "
               f"{a['jumped']}/{len(config.seeds)} | {a['wall_seconds']:.0f} |")
     print(f"\n{report['headline']}\nruns, report.json and accuracy.png in {root}")
+
+
+def with_settings(config: DemoConfig, settings: list[str]) -> DemoConfig:
+    """DemoConfig fields set from FIELD=VALUE (JSON values); other GRPORunConfig fields go to ``extra``."""
+    fields, extra = {}, dict(config.extra)
+    for item in settings:
+        key, _, text = item.partition("=")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        (fields if key in DemoConfig.__dataclass_fields__ else extra)[key] = value
+    return replace(config, extra=extra, **fields)
 
 
 def _ci(mean: float, ci: list, unit: str = "", digits: int = 0) -> str:

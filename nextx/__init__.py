@@ -6,20 +6,39 @@
     predictor = nextx.fit(run, "next", horizon=5, traj=traj)
     nextx.extrapolate(run, predictor, ahead=50, traj=traj).save_adapter("runs/grpo-next")   # 50 steps ahead
     choice = nextx.choose_jump(run, method="auto", select="reward", scorer=my_scorer)  # or no jump at all
+
+The names below are imported on first use (PEP 562), so `import nextx` and the CLI's start-up
+stay light until torch is needed.
 """
 
-from nextx._version import __version__
-from nextx.backtesting import backtest
-from nextx.choose import JumpChoice, choose_jump
-from nextx.errors import NextxError
-from nextx.extrapolation import extrapolate
-from nextx.fitting import fit, load_predictor, save_predictor
-from nextx.io.hub import pull
-from nextx.io.run import Run, load_run
-from nextx.lowrank import top_singular_triplet
-from nextx.trajectory import Trajectories, trajectories
+from __future__ import annotations
 
-__all__ = [
-    "JumpChoice", "NextxError", "Run", "Trajectories", "__version__", "backtest", "choose_jump", "extrapolate", "fit",
-    "load_predictor", "load_run", "pull", "save_predictor", "top_singular_triplet", "trajectories",
-]
+import importlib
+
+from nextx._version import __version__
+
+_EXPORTS = {  # public name → the module that defines it
+    "JumpChoice": "nextx.choose", "choose_jump": "nextx.choose",
+    "NextxError": "nextx.errors",
+    "backtest": "nextx.backtesting",
+    "extrapolate": "nextx.extrapolation",
+    "fit": "nextx.fitting", "load_predictor": "nextx.fitting", "save_predictor": "nextx.fitting",
+    "pull": "nextx.io.hub",
+    "Run": "nextx.io.run", "load_run": "nextx.io.run",
+    "top_singular_triplet": "nextx.lowrank",
+    "Trajectories": "nextx.trajectory", "trajectories": "nextx.trajectory",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nextx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from nextx.cli.main import cli
 
 
@@ -56,3 +58,30 @@ def test_import_nextx_stays_light():
     code = "import sys, nextx; print(sorted(m for m in ('transformers', 'peft', 'trl', 'huggingface_hub') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ctrl_c_during_start_up_exits_quietly():
+    """The console script handles Ctrl-C before its heavy imports: exit 130, one line, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "nextx.cli.entry", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # the handler is in place within ~0.1 s; importing torch takes longer
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0 and "Usage" in out:
+        pytest.skip("start-up finished before the signal arrived")
+    assert (proc.returncode, out, err) == (130, "", "Interrupted.\n")
+
+
+def test_import_nextx_is_lazy_and_exports_the_api():
+    import subprocess
+    import sys
+
+    code = ("import sys, nextx; light = 'torch' not in sys.modules; from nextx import fit, load_run, choose_jump; "
+            "print(light, fit.__module__, sorted(nextx.__all__) == sorted(set(dir(nextx)) & set(nextx.__all__)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "nextx.fitting", "True"]

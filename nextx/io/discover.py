@@ -59,7 +59,7 @@ def _verl_checkpoint_dir(step_dir: Path) -> Path:
     raise CheckpointError(
         "verl checkpoint has no LoRA adapter or HF-format weights (only FSDP shards?)",
         path=step_dir,
-        hint="Save with lora_adapter / hf_model in checkpoint.save_contents, or run verl's model_merger first.",
+        hint="Save full weights with hf_model in checkpoint.save_contents, or run verl's model_merger first.",
     )
 
 

@@ -1,7 +1,7 @@
 """Lazy, validated tensor reading: one safetensors file, an HF sharded checkpoint, or (opt-in) pickle.
 
-Every reader returns float tensors one at a time (mmap via ``safe_open``), so peak memory is the
-tensors in hand, not the checkpoint. Corrupt or truncated files and non-finite values raise
+Every reader returns float tensors one at a time (plain reads of their byte ranges, no memory map),
+so peak memory is the tensors in hand, not the checkpoint. Corrupt or truncated files and non-finite values raise
 `CheckpointError` naming the file and the tensor.
 """
 
