@@ -154,9 +154,9 @@ class Extrapolation:
     def save_merged(self, out: str | Path, *, base: str | Path | None = None, shard_size: str | int = "5GB",
                     dtype: str | None = None, force: bool = False) -> Path:
         """Full weights (sharded safetensors + index, config and tokenizer from the base)."""
-        base = Path(base) if base else self.run.base
+        base = Path(base) if base else self.run.base_model_path()
         if base is None:
-            raise NextxError("merged output needs the base model W₀", hint="Pass --base PATH.")
+            raise NextxError("merged output needs the base model W₀", hint="Pass --base PATH or a Hub id.")
         self.check_output(out)
         with atomic_output_dir(out, force=force) as tmp:
             self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None)

@@ -198,3 +198,20 @@ def test_push_to_a_branch_and_as_a_pull_request(hub, trl_run, cli_runner, tmp_pa
     assert "adapter_model.safetensors" in hub.resolve("me/jumped", "refs/pr/1").files
     card = (tmp_path / "b" / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: peft" in card and "nextx" in card
+
+
+def test_base_model_from_the_hub(hub, trl_run, base_model, cli_runner, tmp_path):
+    """--base accepts hf://OWNER/REPO[@REV] and a bare Hub id; the base's pickles are never fetched;
+    merged weights equal those written from the local base byte for byte."""
+    files = {p.name: p.read_bytes() for p in base_model.iterdir() if p.is_file()}
+    hub.commit("org/base", {**files, "pytorch_model.bin": b"pickled weights: never downloaded"}, "base")
+    args = ["extrapolate", str(trl_run), "--method", "linear", "--ahead", "10", "--format", "merged"]
+    outputs = {}
+    for name, base in (("local", str(base_model)), ("url", "hf://org/base@main"), ("id", "org/base")):
+        outputs[name] = tmp_path / name
+        result = cli_runner.invoke(cli, [*args, "-o", str(outputs[name]), "--base", base])
+        assert result.exit_code == 0, result.output
+    weights = {name: (out / "model.safetensors").read_bytes() for name, out in outputs.items()}
+    assert weights["url"] == weights["id"] == weights["local"]
+    cached = {p.name for p in (tmp_path / "hf-cache").rglob("*") if p.is_file()}
+    assert "model.safetensors" in cached and "pytorch_model.bin" not in cached

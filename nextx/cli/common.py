@@ -35,7 +35,8 @@ def run_options(func):
     @click.option("--checkpoint", "checkpoint_args", multiple=True, metavar="STEP=PATH",
                   help="An explicit checkpoint (repeat); replaces layout discovery.")
     @click.option("--base", type=click.Path(), default=None,
-                  help="Base model dir (W₀): needed for full-weight runs and merged outputs.")
+                  help="Base model W₀: a dir, a Hub id or hf://OWNER/REPO[@REV] (default: the adapter's "
+                       "base_model_name_or_path). Needed for full-weight runs and merged outputs.")
     @click.option("--lora-alpha", type=float, default=None, help="Override lora_alpha (verl's merger writes 0).")
     @click.option("--allow-pickle", is_flag=True, help="Read .bin/.pt adapters with torch.load(weights_only=True).")
     @functools.wraps(func)
@@ -121,7 +122,7 @@ def make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size
 
         base = base or run.base_model_path()
         if base is None:
-            raise PredictorError("--eval-task needs the run's base model", hint="Pass --base PATH.")
+            raise PredictorError("--eval-task needs the run's base model", hint="Pass --base PATH or a Hub id.")
         task = get_task(eval_task)
         return TaskScorer(task, base, task.validation_split(eval_size))
     return None

@@ -75,7 +75,7 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
     Examples:
       nextx extrapolate runs/grpo -o runs/grpo-next --ahead 100
       nextx extrapolate runs/grpo -o out --method auto --select reward --eval-task addition --base BASE
-      nextx extrapolate runs/grpo -o out --method auto --ahead auto --format both --base Qwen2.5-1.5B
+      nextx extrapolate runs/grpo -o out --method auto --ahead auto --format both --base Qwen/Qwen2.5-1.5B
       python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --to-step 250)"
     """
     ahead, coef = _jump_size(ahead, to_step, coef, select)
@@ -84,8 +84,9 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
     parse_size(shard_size)  # inputs are checked before any expensive work
     run = open_run()
     check_output_path(run, out)
-    if fmt != "adapter" and run.base is None:
-        raise PredictorError("merged output needs the base model W₀", hint="Pass --base PATH.")
+    if fmt != "adapter" and run.base_model_path() is None:
+        raise PredictorError("merged output needs the base model W₀",
+                             hint="Pass --base PATH or a Hub id (the adapter names no base nextx can find).")
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     if select == "reward" and scorer is None:
         raise click.UsageError("--select reward needs --eval-task, --eval or --eval-cmd")

@@ -107,7 +107,8 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, force, as_json, **op
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--task", type=click.Choice(TASK_NAMES), default="addition", show_default=True)
-@click.option("--base", type=click.Path(exists=True), default=None, help="Base model of an adapter.")
+@click.option("--base", default=None, help="Base model of an adapter: a dir, a Hub id or hf://OWNER/REPO "
+              "(default: the adapter's base_model_name_or_path).")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(checkpoint, task, base, as_json):
     """Greedy held-out accuracy (500 prompts) of an adapter, merged model or checkpoint.

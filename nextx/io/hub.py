@@ -185,6 +185,20 @@ def resolve_hub_run(
     )
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def resolve_model(ref: str | os.PathLike) -> Path:
+    """A local model directory for ``ref``: an existing directory as given; ``hf://OWNER/REPO[@REV][/SUBDIR]``
+    or a Hub id ``OWNER/REPO`` fetched into the HF cache (safetensors weights, configs and tokenizer
+    files only: never a pickle). Anything else is returned as a path, for the caller to report."""
+    text = os.fspath(ref)
+    if not is_hub_url(text) and (Path(text).exists() or not HUB_ID.fullmatch(text)):
+        return Path(text)
+    source = parse_hub_url(text) if is_hub_url(text) else HubSource(text)
+    return _sub(snapshot(source.repo, source.revision), source.subdir)
+
+
 def _sub(path: Path, subdir: str | None) -> Path:
     return path / subdir if subdir else path
 

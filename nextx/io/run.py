@@ -21,7 +21,7 @@ from nextx.io.discover import (
     explicit_checkpoints,
     lora_settings_for,
 )
-from nextx.io.hub import is_hub_url, resolve_hub_run
+from nextx.io.hub import is_hub_url, resolve_hub_run, resolve_model
 from nextx.io.offsets import read_offsets
 from nextx.io.tensors import ShardedSafetensors, has_full_weights, open_tensor_file
 from nextx.lowrank import DenseStack, FactorStack
@@ -91,11 +91,15 @@ class Run:
         return replace(self, checkpoints=self.checkpoints[:count], _files=self._files)
 
     def base_model_path(self) -> Path | None:
-        """W₀'s directory: ``--base``, else a LoRA run's base_model_name_or_path when it is a local dir."""
+        """W₀'s directory: ``--base``, else a LoRA run's base_model_name_or_path (a local dir, or a Hub
+        id fetched into the HF cache, as PEFT would)."""
         if self.base is not None:
             return Path(self.base)
         named = (self.lora.raw.get("base_model_name_or_path") if self.lora is not None else None) or None
-        return Path(named) if named and Path(named).is_dir() else None
+        if not named:
+            return None
+        path = resolve_model(named)
+        return path if path.is_dir() else None
 
     def deltas(self, name: str, *, lazy: bool = False) -> FactorStack | DenseStack:
         """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i]).
@@ -184,7 +188,7 @@ def load_run(
 
 
 def _load(source: str, layout: str, found: list[Checkpoint], base, lora_alpha, allow_pickle) -> Run:
-    base_path = Path(base) if base else None
+    base_path = resolve_model(base) if base else None
     if base_path is not None and not has_full_weights(base_path):
         raise RunLayoutError("base has no model.safetensors or model.safetensors.index.json", path=base_path)
     if found[0].kind == "lora":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.adapter import ADAPTER_CONFIG
+from nextx.io.hub import resolve_model
 from nextx.io.tensors import has_full_weights
 from nextx.train.evaluate import EvalResult, evaluate, evaluate_population
 from nextx.train.tasks import Task
@@ -46,8 +47,9 @@ def load_for_eval(path: str | Path, base: str | Path | None = None):
 
         refuse_pickled_adapter(path)
         base = base or json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-        if not base or not Path(base).exists():
-            raise NextxError("cannot find the adapter's base model", path=path, hint="Pass --base PATH.")
+        base = resolve_model(base) if base else None
+        if base is None or not base.exists():
+            raise NextxError("cannot find the adapter's base model", path=path, hint="Pass --base PATH or a Hub id.")
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), path)
         apply_base_offsets(model, path)
         tokenizer_dir = path if (path / "tokenizer_config.json").exists() else base
