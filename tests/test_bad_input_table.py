@@ -82,7 +82,8 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                      "--shard-size '0' is not a size. Use e.g. 5GB, 500MB, 2GiB or a number of bytes."),
     "shard size negative": (None, [*MERGED, "--shard-size", "-5MB"], 1,
                             "--shard-size '-5MB' is not a size. Use e.g. 5GB, 500MB, 2GiB or a number of bytes."),
-    "merged without base": (None, [*X, "--format", "merged"], 1,
+    "merged without base": (lambda r, t: _configs(r, lambda c: c.update(base_model_name_or_path=str(t / "gone"))),
+                            [*X, "--format", "merged"], 1,
                             "merged output needs the base model W₀. Pass --base PATH or a Hub id (the adapter names no base nextx "
                             "can find)."),
     "output parent is a file": (lambda r, t: (t / "afile").write_text("x"),

@@ -215,10 +215,14 @@ def test_output_exists(cli_runner, trl_run, tmp_path):
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
-def test_merged_needs_a_base(cli_runner, trl_run, tmp_path):
-    fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "stay", "--coef", "1",
-                       "--format", "merged"], "merged output needs the base model", "--base")
-    assert not (tmp_path / "out").exists()
+def test_merged_defaults_to_the_adapters_base(cli_runner, trl_run, base_model, tmp_path):
+    """No --base: the adapters' base_model_name_or_path (a local dir here) is W₀, as in PEFT; the
+    refusal when it cannot be found is in the bad-input table."""
+    args = ["extrapolate", str(trl_run), "--method", "stay", "--coef", "1", "--format", "merged"]
+    for name, extra in (("named", []), ("given", ["--base", str(base_model)])):
+        result = cli_runner.invoke(cli, [*args, "-o", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "named" / "model.safetensors").read_bytes() == (tmp_path / "given" / "model.safetensors").read_bytes()
 
 
 def test_coef_and_to_step_are_exclusive(cli_runner, trl_run, tmp_path):
