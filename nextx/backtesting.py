@@ -94,10 +94,14 @@ def backtest(
     hparams: dict[str, dict] | None = None,
     progress: Callable[[str], None] | None = None,
     scorer=None,
+    epoch_progress: dict[str, Callable[[], None]] | None = None,
+    module_progress: Callable[[str], None] | None = None,
 ) -> BacktestReport:
     """Fit each method on the checkpoints before the last ``holdout`` and score its predictions; with
     a ``scorer`` (`nextx.scoring.Scorer`), also the task reward of each method's prediction of the last
-    held-out step, paired against the last kept checkpoint ("stay") and the real checkpoint."""
+    held-out step, paired against the last kept checkpoint ("stay") and the real checkpoint.
+    Progress: ``progress(module)`` follows the trajectories, ``epoch_progress[method]()`` a method's
+    training epochs, ``module_progress(module)`` the scoring."""
     methods = list(methods)
     for method in methods:
         if method not in REGISTRY:
@@ -114,7 +118,7 @@ def backtest(
     predictors = {}
     for method in methods:
         predictor = make_predictor(method, horizon=horizon, **hparams.get(method, {}))
-        predictors[method] = predictor.fit(traj, fit_steps)
+        predictors[method] = predictor.fit(traj, fit_steps, progress=(epoch_progress or {}).get(method))
     last = kept - 1
     sums = {m: [_Sums() for _ in held] for m in methods}
     for name in run.modules:  # one module in memory at a time
@@ -136,6 +140,8 @@ def backtest(
                 s.actual += total_sq
                 s.dot += update_inner(stack, change, actual)
                 s.predicted += update_inner(stack, change, change)
+        if module_progress:
+            module_progress(name)
     report = BacktestReport(fit_steps, held, horizon)
     for method in methods:
         total = _Sums(*(sum(getattr(s, f) for s in sums[method]) for f in ("error", "stay", "actual", "dot", "predicted")))

@@ -85,3 +85,19 @@ def test_import_nextx_is_lazy_and_exports_the_api():
             "print(light, fit.__module__, sorted(nextx.__all__) == sorted(set(dir(nextx)) & set(nextx.__all__)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "nextx.fitting", "True"]
+
+
+def test_progress_off_a_terminal_is_plain_lines_per_stage(cli_runner, trl_run, monkeypatch):
+    """Not a terminal (CliRunner, logs): plain lines, one stage each — trajectories, NExt's training
+    epochs (no longer a frozen bar), the scoring — at most every NEXTX_PROGRESS_EVERY seconds."""
+    monkeypatch.setenv("NEXTX_PROGRESS_EVERY", "0")
+    result = cli_runner.invoke(cli, ["backtest", str(trl_run), "--methods", "next,linear", "--holdout", "2",
+                                     "--horizon", "2", "--epochs", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [line.rsplit(", ", 1)[0] for line in result.stderr.splitlines()]  # without the seconds
+    assert {"rank-1 trajectories: 14/14", "training next: 3/3", "scoring: 14/14"} <= set(lines)
+    assert lines.index("rank-1 trajectories: 14/14") < lines.index("training next: 1/3") < lines.index("scoring: 1/14")
+    assert json.loads(result.stdout)["best"]
+    monkeypatch.delenv("NEXTX_PROGRESS_EVERY")
+    quiet = cli_runner.invoke(cli, ["backtest", str(trl_run), "--methods", "linear", "--holdout", "2", "--json"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""

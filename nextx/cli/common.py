@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import time
 from collections.abc import Iterator
 
 import click
@@ -69,17 +71,47 @@ def emit_json(payload: dict) -> None:
     click.echo(dumps_json({"nextx_version": __version__, **payload}, indent=None))
 
 
+class PlainProgress:
+    """Progress as plain stderr lines ("training next: 400/1000, 61 s") for logs and CI: nothing for
+    stages shorter than ``every`` seconds (NEXTX_PROGRESS_EVERY, default 30), then a line that often."""
+
+    def __init__(self, description: str, total: int, every: float | None = None):
+        if every is None:
+            every = float(os.environ.get("NEXTX_PROGRESS_EVERY") or 30)
+        self.description, self.total, self.every, self.done = description, total, every, 0
+        self.start = self.last = time.monotonic()
+
+    def advance(self, _label=None) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            console.print(f"{self.description}: {self.done}/{self.total}, {now - self.start:.0f} s", markup=False)
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator:
-    """A rich progress bar on stderr (silent when stderr is not a terminal); yields advance(label)."""
+def progress_bars(*stages: tuple[str, int]) -> Iterator[list]:
+    """One progress line per (description, total) stage on stderr — rich bars on a terminal, periodic
+    plain lines otherwise; yields one advance(label) per stage."""
     if not console.is_terminal:
-        yield lambda _label=None: None
+        yield [PlainProgress(description, total).advance for description, total in stages]
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda _label=None: progress.advance(task)
+        tasks = [progress.add_task(description, total=total) for description, total in stages]
+        yield [functools.partial(_advance, progress, task) for task in tasks]
+
+
+def _advance(progress: Progress, task, _label=None) -> None:
+    progress.advance(task)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int) -> Iterator:
+    """`progress_bars` with one stage; yields its advance(label)."""
+    with progress_bars((description, total)) as (advance,):
+        yield advance
 
 
 def eval_options(func):

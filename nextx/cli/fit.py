@@ -8,7 +8,15 @@ import click
 from rich.table import Table
 
 from nextx.backtesting import DEFAULT_METHODS, backtest
-from nextx.cli.common import console, emit_json, eval_options, make_scorer, progress_bar, run_options
+from nextx.cli.common import (
+    console,
+    emit_json,
+    eval_options,
+    make_scorer,
+    progress_bar,
+    progress_bars,
+    run_options,
+)
 from nextx.fitting import fit, save_predictor
 from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, with_seed
 from nextx.trajectory import Trajectories, trajectories
@@ -133,9 +141,15 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, hparams, as_json, pl
 
         check_new(plot)
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
-    with progress_bar("backtest", len(run.modules)) as advance:
-        report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed,
-                          hparams=hparams, progress=advance, scorer=scorer)
+    hparams = with_seed(hparams, seed)
+    epochs = {m: REGISTRY[m].planned_epochs(hparams.get(m, {})) for m in names}
+    stages = [("rank-1 trajectories", len(run.modules))] if any(REGISTRY[m].needs_trajectories for m in names) else []
+    stages += [(f"training {m}", e) for m, e in epochs.items() if e] + [("scoring", len(run.modules))]
+    with progress_bars(*stages) as advances:
+        ticks = dict(zip([stage for stage, _ in stages], advances, strict=True))
+        report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed, hparams=hparams, scorer=scorer,
+                          progress=ticks.get("rank-1 trajectories"), module_progress=ticks["scoring"],
+                          epoch_progress={m: ticks[f"training {m}"] for m, e in epochs.items() if e})
     if plot:
         from nextx.plot import plot_backtest
 
