@@ -75,16 +75,17 @@ def main() -> None:
 
 
 def with_settings(config: DemoConfig, settings: list[str]) -> DemoConfig:
-    """DemoConfig fields set from FIELD=VALUE (JSON values); other GRPORunConfig fields go to ``extra``."""
-    fields, extra = {}, dict(config.extra)
+    """DemoConfig (so any GRPO setting) fields set from FIELD=VALUE, values read as JSON when they parse."""
+    values = {}
     for item in settings:
         key, _, text = item.partition("=")
+        if key not in DemoConfig.__dataclass_fields__:
+            raise SystemExit(f"--set {item}: {key!r} is not a demo or GRPO setting")
         try:
-            value = json.loads(text)
+            values[key] = json.loads(text)
         except json.JSONDecodeError:
-            value = text
-        (fields if key in DemoConfig.__dataclass_fields__ else extra)[key] = value
-    return replace(config, extra=extra, **fields)
+            values[key] = text
+    return replace(config, **values)
 
 
 def _ci(mean: float, ci: list, unit: str = "", digits: int = 0) -> str:

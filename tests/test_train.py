@@ -337,3 +337,20 @@ def test_merge_jumps_restart_lora_and_adam_exactly_and_damping_shortens_later_ju
     assert all(before[s][1] > 0 and after[s][1] == 0 for s in (2, 3))  # Adam restarted at each jump
     with pytest.raises(ValueError, match="damping"):
         NExtCallback(at=2, damping=0)
+
+
+def test_demo_config_is_the_grpo_settings_plus_seeds_and_arms(tmp_path):
+    """Settings are declared once (GRPOSettings); the demo adds seeds and arms and derives each run."""
+    from dataclasses import fields
+
+    from nextx.train.config import GRPOSettings
+    from nextx.train.demo import DemoConfig
+
+    assert {f.name for f in fields(GRPOSettings)} < {f.name for f in fields(DemoConfig)}
+    config = DemoConfig(prompts_per_step=32, arms=("trend-every",))
+    vanilla, arm = config.run_config(tmp_path / "v", 3), config.run_config(tmp_path / "a", 3, "trend-every")
+    assert vanilla.next_at is None and vanilla.prompts_per_step == arm.prompts_per_step == 32
+    assert vanilla.seed == arm.seed == 3 and vanilla.output_dir == str(tmp_path / "v")
+    assert (arm.next_at, arm.next_every, arm.next_ahead, arm.next_cap, arm.next_damping, arm.next_method,
+            arm.next_apply) == (150, 50, 25.0, 1.0, 0.875, "trend", "offset")
+    assert config.run_config(tmp_path / "n", 0, "next-offset").next_ahead == 100.0

@@ -1,4 +1,5 @@
-"""`GRPORunConfig`: every knob of `nextx train`, validated with a reason and a fix."""
+"""`GRPOSettings`: every knob of a GRPO + LoRA run, declared once; `GRPORunConfig` adds where the run
+is written and validates it (a reason and a fix); the demo's `DemoConfig` builds on the same settings."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from nextx.predictors import DEFAULT_METHOD, REGISTRY
 
 
 @dataclass
-class GRPORunConfig:
-    """A GRPO + LoRA run. Defaults are the embedded demo's (tiny model, CPU): see README for why."""
+class GRPOSettings:
+    """The knobs of a GRPO + LoRA run. Defaults are the embedded default's (tiny model, CPU): see README."""
 
-    output_dir: str
     model: str | None = None  # local path or Hub id; None = the embedded tiny model for `task`
     task: str | None = "addition"  # built-in task, or None with `dataset`
     dataset: str | None = None  # local path (json/jsonl/csv/parquet) or Hub id
@@ -47,6 +47,13 @@ class GRPORunConfig:
     next_apply: str = "offset"  # offset (into the base, exact, Adam kept) | refactor (rank-r LoRA, Adam reset)
     # | merge (LoRA merged into the base too, fresh LoRA and Adam)
     next_damping: float = 1.0  # with next_every: the k-th jump goes damping**k × next_ahead
+
+
+@dataclass(kw_only=True)
+class GRPORunConfig(GRPOSettings):
+    """A GRPO + LoRA run written to ``output_dir``, validated on creation."""
+
+    output_dir: str
 
     def __post_init__(self):
         if self.task is None and self.dataset is None:
@@ -99,4 +106,4 @@ class GRPORunConfig:
         return method is not None and method.needs_trajectories
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"output_dir": self.output_dir, **{k: v for k, v in asdict(self).items() if k != "output_dir"}}

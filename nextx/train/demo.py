@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.measure import Interval, seed_savings, summarize
 from nextx.train.arms import ARMS
-from nextx.train.config import GRPORunConfig
+from nextx.train.config import GRPORunConfig, GRPOSettings
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run
 from nextx.train.tasks import get_task
@@ -31,45 +31,45 @@ from nextx.train.tiny_model import tiny_model_path
 
 
 @dataclass
-class DemoConfig:
-    task: str = "addition"
+class DemoConfig(GRPOSettings):
+    """The demo: every GRPO setting (`GRPOSettings`, with the demo's own defaults below) plus the seeds
+    and arms; each run's `GRPORunConfig` is derived from it (`run_config`)."""
+
     steps: int = 400
     save_every: int = 25
-    next_at: int = 150
-    next_ahead: float = 100.0  # training steps past the checkpoint at next_at
-    next_horizon: int = 3
-    next_lr: float = 3e-4  # NExt predictor lr for 96–256-long vectors (the paper's 2e-5 suits 1.5k–5k)
-    learning_rate: float = 3e-4  # GRPO lr (see README for why)
-    prompts_per_step: int = 16
+    next_at: int | None = 150
+    next_ahead: float | str | None = 100.0  # training steps past the checkpoint at next_at
+    next_lr: float | None = 3e-4  # NExt predictor lr for 96–256-long vectors (the paper's 2e-5 suits 1.5k–5k)
     seeds: tuple[int, ...] = (0, 1)
     arms: tuple[str, ...] = ("next-offset",)  # the exact, optimizer-preserving NExt jump (README: bench)
-    eval_size: int = 500  # validation prompts per candidate for the "reward" arm
-    extra: dict = field(default_factory=dict)  # further GRPORunConfig fields for every run
 
     def check(self) -> None:
         """NextxError for a demo that cannot measure anything."""
-        if self.steps <= self.next_at:
+        if self.next_at is None or self.steps <= self.next_at:
             raise NextxError(f"--steps {self.steps} leaves no step after the jump at step {self.next_at}",
-                             hint=f"Train longer than the jump: --steps {self.next_at + 4 * self.save_every} or more.")
+                             hint=f"Train longer than the jump: --steps {(self.next_at or 0) + 4 * self.save_every} or more.")
         if not self.seeds:
             raise NextxError("the demo needs at least one seed")
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown:
             raise NextxError(f"unknown arm {unknown[0]!r}", hint=f"Choose from: {', '.join(ARMS)}.")
 
+    def settings(self) -> dict:
+        """The GRPO settings of every run (the demo's fields that are not GRPOSettings' are left out)."""
+        names = {f.name for f in fields(GRPOSettings)}
+        return {k: v for k, v in asdict(self).items() if k in names}
+
     def run_config(self, out: Path, seed: int, arm: str | None = None) -> GRPORunConfig:
-        base = GRPORunConfig(output_dir=str(out), task=self.task, steps=self.steps, save_every=self.save_every,
-                             seed=seed, learning_rate=self.learning_rate, prompts_per_step=self.prompts_per_step,
-                             **self.extra)
+        """Vanilla (``arm`` None: no jump) or an arm's run for ``seed``, written to ``out``."""
+        settings = {**self.settings(), "seed": seed, "next_at": None}
         if arm is None:
-            return base
-        fields = {**ARMS[arm]}
-        if fields["next_ahead"] is None:
-            fields["next_ahead"] = self.next_ahead
-        elif fields["next_ahead"] == "grid":
-            fields["next_ahead"] = None
-        return replace(base, next_at=self.next_at, next_horizon=self.next_horizon, next_lr=self.next_lr,
-                       next_eval_size=self.eval_size, **fields)
+            return GRPORunConfig(output_dir=str(out), **settings)
+        jump = {**ARMS[arm]}
+        if jump["next_ahead"] is None:
+            jump["next_ahead"] = self.next_ahead
+        elif jump["next_ahead"] == "grid":
+            jump["next_ahead"] = None
+        return GRPORunConfig(output_dir=str(out), **{**settings, "next_at": self.next_at, **jump})
 
 
 def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) -> dict:
