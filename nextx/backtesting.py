@@ -84,6 +84,15 @@ def best_method(methods: dict[str, dict]) -> str:
     return min(finite, key=finite.get) if finite else "stay"
 
 
+def check_methods(methods: Iterable[str]) -> list[str]:
+    """The methods as a list; PredictorError naming the first unknown one."""
+    methods = list(methods)
+    for method in methods:
+        if method not in REGISTRY:
+            raise PredictorError(f"unknown method {method!r}", hint=f"Choose from: {', '.join(REGISTRY)}.")
+    return methods
+
+
 def backtest(
     run: Run,
     methods: Iterable[str] = DEFAULT_METHODS,
@@ -102,10 +111,7 @@ def backtest(
     held-out step, paired against the last kept checkpoint ("stay") and the real checkpoint.
     Progress: ``progress(module)`` follows the trajectories, ``epoch_progress[method]()`` a method's
     training epochs, ``module_progress(module)`` the scoring."""
-    methods = list(methods)
-    for method in methods:
-        if method not in REGISTRY:
-            raise PredictorError(f"unknown method {method!r}", hint=f"Choose from: {', '.join(REGISTRY)}.")
+    methods = check_methods(methods)
     if holdout < 1:
         raise PredictorError(f"--holdout must be at least 1, not {holdout}")
     needs_traj = any(REGISTRY[m].needs_trajectories for m in methods)

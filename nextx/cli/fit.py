@@ -7,7 +7,7 @@ import functools
 import click
 from rich.table import Table
 
-from nextx.backtesting import DEFAULT_METHODS, backtest
+from nextx.backtesting import DEFAULT_METHODS, backtest, check_methods
 from nextx.cli.common import (
     console,
     emit_json,
@@ -141,6 +141,7 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, hparams, as_json, pl
 
         check_new(plot)
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
+    check_methods(names)
     hparams = with_seed(hparams, seed)
     epochs = {m: REGISTRY[m].planned_epochs(hparams.get(m, {})) for m in names}
     stages = [("rank-1 trajectories", len(run.modules))] if any(REGISTRY[m].needs_trajectories for m in names) else []

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import typing
 from pathlib import Path
 
 import click
 
 from nextx.cli.common import console, emit_json, number_or_auto
 from nextx.errors import NextxError
-from nextx.predictors import REGISTRY
 from nextx.train.arms import ARMS
+from nextx.train.config import GRPORunConfig, GRPOSettings
+from nextx.train.tasks import TASKS
 
 
 def require_train_extra() -> None:
@@ -25,55 +29,51 @@ def _log(message: str) -> None:
     console.print(message)
 
 
-TASK_NAMES = ["addition", "chain"]
-JUMP_METHODS = sorted(m for m in REGISTRY if m != "stay")
+TASK_NAMES = list(TASKS)
 
+
+
+def settings_options(func):
+    """One option per `GRPOSettings` field (flag, type, bounds, choices and help from its declaration),
+    passed on as ``settings`` = the fields given; the config's defaults apply to the rest."""
+    hints = typing.get_type_hints(GRPOSettings)
+    declared = [f for f in dataclasses.fields(GRPOSettings) if f.metadata]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        settings = {f.name: kwargs.pop(f.name) for f in declared}
+        return func(*args, settings={k: v for k, v in settings.items() if v is not None}, **kwargs)
+
+    for f in reversed(declared):
+        meta, hint = f.metadata, hints[f.name]
+        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint) if typing.get_args(hint) else hint
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        option = {"help": meta["help"], "default": None, "callback": None, "type": None}
+        if meta["choices"]:
+            option["type"] = click.Choice(meta["choices"])
+        elif meta["path"]:
+            option["type"] = click.Path(exists=True)
+        elif hint == float | str | None:  # a number of steps or "auto"
+            option["callback"] = lambda ctx, param, text: number_or_auto(text, "--" + param.name.replace("_", "-"))
+        elif base in (int, float):
+            bounded = click.IntRange if base is int else click.FloatRange
+            option["type"] = bounded(min=meta["min"], max=meta["max"]) if meta["min"] is not None else base
+        elif typing.get_origin(hint) is list:
+            option["callback"] = lambda ctx, param, text: None if text is None else [t for t in text.split(",") if t]
+        if default not in (None, ""):
+            shown = ",".join(default) if isinstance(default, list) else default
+            option["help"] += f" [default: {shown}]"
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        wrapper = click.option(flag, f.name, **{k: v for k, v in option.items() if v is not None})(wrapper)
+    return wrapper
 
 
 @click.command("train")
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="Run directory (checkpoint-N inside).")
-@click.option("--model", default=None, help="Local path or Hub id (default: the embedded tiny model).")
-@click.option("--task", type=click.Choice(TASK_NAMES), default=None, help="Built-in task (default addition).")
-@click.option("--dataset", default=None, help="Local file or Hub id with prompt/answer columns.")
-@click.option("--prompt-column", default="prompt", show_default=True)
-@click.option("--answer-column", default="answer", show_default=True)
-@click.option("--verifier", type=click.Choice(["exact", "math"]), default="exact", show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--save-every", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=3e-4, show_default=True)
-@click.option("--prompts-per-step", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--num-generations", type=click.IntRange(min=2), default=8, show_default=True)
-@click.option("--max-completion-length", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--beta", type=float, default=0.0, show_default=True)
-@click.option("--loss-type", default="dapo", show_default=True)
-@click.option("--lora-r", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--lora-alpha", type=float, default=16, show_default=True)
-@click.option("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@settings_options
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print nextx-train.json (config, seconds, jumps) on stdout.")
-@click.option("--init-adapter", type=click.Path(exists=True), default=None, help="Start from this adapter.")
-@click.option("--next-at", type=click.IntRange(min=1), default=None, help="Jump with NExt after this step.")
-@click.option("--next-every", type=click.IntRange(min=1), default=None, help="…and again every N steps.")
-@click.option("--method", "next_method", type=click.Choice([*JUMP_METHODS, "auto"]), default="next",
-              show_default=True)
-@click.option("--next-ahead", default=None,
-              help="Jump this many training steps past the checkpoint, or auto (default: one horizon).")
-@click.option("--horizon", "next_horizon", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--next-lr", type=float, default=None, help="NExt predictor learning rate (default 2e-5).")
-@click.option("--next-select", type=click.Choice(["weights", "reward"]), default="weights", show_default=True,
-              help="reward: jump only if a candidate beats staying on the task's validation prompts.")
-@click.option("--next-apply", type=click.Choice(["offset", "refactor", "merge"]), default="offset", show_default=True,
-              help="offset: into the frozen base (exact, Adam kept); refactor: into the rank-r LoRA (Adam reset); "
-                   "merge: LoRA and jump merged into the base, fresh LoRA and Adam.")
-@click.option("--next-damping", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
-              help="With --next-every: the k-th jump goes damping^k × --next-ahead.")
-@click.option("--next-cap", type=click.FloatRange(min=0), default=None,
-              help="Trust region: each jump ≤ this × the last checkpoint interval's update, per module.")
-@click.option("--next-eval-size", type=click.IntRange(min=10), default=500, show_default=True,
-              help="Validation prompts per candidate with --next-select reward.")
-def train_cmd(out, task, dataset, next_ahead, lora_targets, force, as_json, **options):
+def train_cmd(out, settings, force, as_json):
     """Train GRPO + LoRA (TRL); checkpoints in OUT/checkpoint-N. NExt in the loop with --next-at.
 
     \b
@@ -84,7 +84,6 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, force, as_json, **op
       nextx train -o runs/resumed --init-adapter runs/grpo-jump
     """
     require_train_extra()
-    from nextx.train.config import GRPORunConfig
     from nextx.train.grpo import train
 
     if Path(out).exists() and any(Path(out).iterdir()):
@@ -94,9 +93,9 @@ def train_cmd(out, task, dataset, next_ahead, lora_targets, force, as_json, **op
         import shutil
 
         shutil.rmtree(out)
-    config = GRPORunConfig(output_dir=out, task=task or (None if dataset else "addition"), dataset=dataset,
-                           next_ahead=number_or_auto(next_ahead, "--next-ahead"), lora_targets=lora_targets.split(","),
-                           **options)
+    if "dataset" in settings:
+        settings.setdefault("task", None)  # a dataset replaces the default task
+    config = GRPORunConfig(output_dir=out, **settings)
     run_dir = train(config, log=_log, console=console)
     if as_json:
         emit_json({"output": str(run_dir), **json.loads((run_dir / "nextx-train.json").read_text())})

@@ -3,50 +3,69 @@ is written and validates it (a reason and a fix); the demo's `DemoConfig` builds
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from nextx.errors import NextxError
 from nextx.predictors import DEFAULT_METHOD, REGISTRY
+from nextx.train.tasks import TASKS
+
+
+def knob(default=None, help: str = "", *, flag: str | None = None, minimum: float | None = None,
+         maximum: float | None = None, choices: Sequence[str] | None = None, factory=None, path: bool = False):
+    """A GRPO setting with what `nextx train` needs to offer it (help, flag, bounds, choices)."""
+    meta = {"help": help, "flag": flag, "min": minimum, "max": maximum, "choices": choices, "path": path}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
 class GRPOSettings:
-    """The knobs of a GRPO + LoRA run. Defaults are the embedded default's (tiny model, CPU): see README."""
+    """The knobs of a GRPO + LoRA run, declared once: `nextx train`'s options, the demo and the bench
+    derive from them. Defaults are the embedded default's (tiny model, CPU): see README."""
 
-    model: str | None = None  # local path or Hub id; None = the embedded tiny model for `task`
-    task: str | None = "addition"  # built-in task, or None with `dataset`
-    dataset: str | None = None  # local path (json/jsonl/csv/parquet) or Hub id
-    prompt_column: str = "prompt"
-    answer_column: str = "answer"
-    verifier: str = "exact"  # exact | math (math-verify)
-    steps: int = 300
-    save_every: int = 20
-    learning_rate: float = 3e-4  # smooth, predictable LoRA trajectory on the tiny model (2e-3 is noise-dominated)
-    prompts_per_step: int = 16
-    num_generations: int = 8
-    max_completion_length: int = 4
-    temperature: float = 1.0
-    beta: float = 0.0
-    loss_type: str = "dapo"
-    lora_r: int = 8
-    lora_alpha: float = 16
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                             "up_proj", "down_proj"])
-    seed: int = 0
-    init_adapter: str | None = None
+    model: str | None = knob(None, "Local path or Hub id (default: the embedded tiny model).")
+    task: str | None = knob("addition", "Built-in task (none with --dataset).", choices=tuple(TASKS))
+    dataset: str | None = knob(None, "Local file (json/jsonl/csv/parquet) or Hub id with prompt/answer columns.")
+    prompt_column: str = knob("prompt", "Prompt column of --dataset.")
+    answer_column: str = knob("answer", "Answer column of --dataset.")
+    verifier: str = knob("exact", "Reward: exact answer match, or math (math-verify).", choices=("exact", "math"))
+    steps: int = knob(300, "GRPO steps.", minimum=1)
+    save_every: int = knob(20, "A checkpoint every N steps.", minimum=1)
+    learning_rate: float = knob(3e-4, "LoRA learning rate (constant).", flag="--lr", minimum=0)
+    prompts_per_step: int = knob(16, "Prompts per GRPO step.", minimum=1)
+    num_generations: int = knob(8, "Completions per prompt (the group).", minimum=2)
+    max_completion_length: int = knob(4, "Tokens per completion.", minimum=1)
+    temperature: float = knob(1.0, "Sampling temperature.", minimum=0)
+    beta: float = knob(0.0, "KL coefficient.", minimum=0)
+    loss_type: str = knob("dapo", "TRL loss_type.")
+    lora_r: int = knob(8, "LoRA rank.", minimum=1)
+    lora_alpha: float = knob(16, "LoRA alpha.")
+    lora_targets: list[str] = knob(help="Comma-separated target modules.", factory=lambda: list(LORA_TARGETS))
+    seed: int = knob(0, "Random seed (data order, sampling, init).")
+    init_adapter: str | None = knob(None, "Start from this adapter.", path=True)
     # NExt in the loop
-    next_at: int | None = None
-    next_every: int | None = None
-    next_method: str = DEFAULT_METHOD
-    next_ahead: float | str | None = None  # steps past the checkpoint, "auto", or None = one horizon
-    next_horizon: int = 3
-    next_lr: float | None = None  # NExt predictor lr; None = paper's 2e-5 (see README for tiny models)
-    next_select: str = "weights"  # weights (as given / backtest) | reward (the task's validation verifier)
-    next_eval_size: int = 500  # validation prompts scored per candidate with next_select="reward"
-    next_cap: float | None = None  # trust region: jump norm ≤ cap × the last interval's update norm, per module
-    next_apply: str = "offset"  # offset (into the base, exact, Adam kept) | refactor (rank-r LoRA, Adam reset)
-    # | merge (LoRA merged into the base too, fresh LoRA and Adam)
-    next_damping: float = 1.0  # with next_every: the k-th jump goes damping**k × next_ahead
+    next_at: int | None = knob(None, "Jump after this step (a checkpoint step).", minimum=1)
+    next_every: int | None = knob(None, "…and again every N steps.", minimum=1)
+    next_method: str = knob(DEFAULT_METHOD, "Jump method, or auto.", flag="--method",
+                            choices=(*(m for m in REGISTRY if m != "stay"), "auto"))
+    next_ahead: float | str | None = knob(None, "Training steps past the checkpoint, or auto (default: one horizon).")
+    next_horizon: int = knob(3, "NExt's target horizon, in checkpoints.", flag="--horizon", minimum=1)
+    next_lr: float | None = knob(None, "NExt predictor learning rate (default: the paper's 2e-5).", minimum=0)
+    next_select: str = knob("weights", "reward: jump only if a candidate beats staying on the task's validation "
+                            "prompts.", choices=("weights", "reward"))
+    next_eval_size: int = knob(500, "Validation prompts per candidate with --next-select reward.", minimum=10)
+    next_cap: float | None = knob(None, "Trust region: each jump ≤ this × the last checkpoint interval's update, "
+                                  "per module.", minimum=0)
+    next_apply: str = knob("offset", "offset: into the frozen base (exact, Adam kept); refactor: into the rank-r "
+                           "LoRA (Adam reset); merge: LoRA and jump merged into the base, fresh LoRA and Adam.",
+                           choices=("offset", "refactor", "merge"))
+    next_damping: float = knob(1.0, "With --next-every: the k-th jump goes damping^k × --next-ahead.", minimum=0,
+                               maximum=1)
 
 
 @dataclass(kw_only=True)
