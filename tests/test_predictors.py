@@ -281,3 +281,15 @@ def test_methods_declare_their_settings(cli_runner, trl_run):
     flags = {p.option for cls in REGISTRY.values() for p in cls.params if p.option}
     help_text = cli_runner.invoke(cli, ["backtest", "--help"]).output
     assert flags and all(flag in help_text for flag in flags)
+
+
+def test_next_fit_dtype_bfloat16_trains_and_is_recorded(trl_run):
+    """--fit-dtype bfloat16: autocast matmuls; the fit still learns (loss falls) and says how it ran."""
+    run = load_run(trl_run)
+    info = {dtype: fit(run, "next", horizon=2, epochs=40, lr=1e-3, fit_dtype=dtype).fit_info
+            for dtype in ("float32", "bfloat16")}
+    for dtype, fitted in info.items():
+        curve = [sum(v[i] for v in fitted["loss_curve"].values()) for i in range(40)]
+        assert fitted["fit_dtype"] == dtype and curve[-1] < 0.9 * curve[0]
+    with pytest.raises(PredictorError, match="fit_dtype must be one of float32, bfloat16"):
+        make_predictor("next", fit_dtype="float16")

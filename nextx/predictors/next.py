@@ -20,6 +20,7 @@ back), so one schedule fits runs of any scale; untrained tensors get no predicti
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -96,6 +97,9 @@ class NExt(Predictor):
         Param("group_by", "length", "NExt: one predictor per vector length (paper) or per module type.",
               option="--group-by", choices=("length", "type")),
         Param("device", "cpu", "Where NExt trains: auto, cpu, cuda[:N], mps.", option="--device", parse=str, metavar="DEVICE"),
+        Param("fit_dtype", "float32", "Precision of NExt's training matmuls: float32, or bfloat16 autocast (faster "
+              "where the hardware has it; the loss curve in predictor.json shows its effect).", option="--fit-dtype",
+              choices=("float32", "bfloat16")),
         Param("seed", 0, "Initialisation seed of the MLPs."),
         Param("hidden", 256, "Hidden width of the MLPs (the paper's 256)."),
         Param("min_lr_ratio", 0.1, "Cosine schedule's final lr, as a fraction of lr."),
@@ -173,6 +177,7 @@ class NExt(Predictor):
         self.fit_info = {"steps": list(steps), "pairs": pairs, "fit_seconds": time.perf_counter() - start,
                          "final_loss": {k: v[-1] for k, v in losses.items()}, "loss_curve": losses,
                          "epochs_run": len(next(iter(losses.values()))), "device": str(device),
+                         "fit_dtype": hp["fit_dtype"],
                          "groups": {k: len(v) for k, v in sets.items()}}
         return self
 
@@ -265,9 +270,14 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
     )
     curves: dict[str, list[float]] = {key: [] for key in models}
     totals: list[float] = []
+    device = next(iter(batches.values()))[0].device
+    precision = (torch.autocast(device.type, dtype=torch.bfloat16) if hp["fit_dtype"] == "bfloat16"
+                 else contextlib.nullcontext())
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
-        losses = {key: (models[key](g, loc) - target).abs().sum(1).mean() for key, (g, loc, target) in batches.items()}
+        with precision:
+            losses = {key: (models[key](g, loc).float() - target).abs().sum(1).mean()
+                      for key, (g, loc, target) in batches.items()}
         total = sum(losses.values())
         total.backward()
         optimizer.step()

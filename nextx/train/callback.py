@@ -61,7 +61,8 @@ class NExtCallback(TrainerCallback):
             None: one horizon (``horizon`` checkpoint intervals).
         horizon: NExt's target horizon, in checkpoints.
         hparams: the methods' settings, flat (e.g. {"lr": 3e-4, "window": 6}); each method takes the
-            ones it declares (`nextx.predictors.Param`).
+            ones it declares (`nextx.predictors.Param`). NExt trains on the trainer's device unless
+            ``device`` is given.
         select: "weights" (as given / backtest) or "reward" (needs ``scorer``).
         scorer: an evaluation hook (`nextx.scoring.Scorer`), e.g. `nextx.train.scorer.TaskScorer`.
         min_se: a reward-selected jump must beat staying by more than this many paired SE.
@@ -111,7 +112,7 @@ class NExtCallback(TrainerCallback):
         with preserved_rng():  # fitting and scoring must not shift the training's random streams
             choice = choose_jump(run, method=self.method, ahead=ahead, coef=coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
-                                 hparams=by_method(self.hparams), log=self.log, cap=self.cap)
+                                 hparams=by_method({"device": _device_of(model), **self.hparams}), log=self.log, cap=self.cap)
         errors = {}
         if choice.jump and self.apply in ("offset", "merge"):
             add_to_base_weights(model, choice.extrapolation, self.offsets)
@@ -135,6 +136,12 @@ class NExtCallback(TrainerCallback):
             else:
                 self.log(f"step {jump['step']}: no jump — {choice.reason} ({jump['seconds']:.1f} s)")
         return control
+
+
+def _device_of(model) -> str:
+    """The trainer's device (NExt trains its MLPs there unless hparams name one)."""
+    parameter = next(model.parameters(), None) if model is not None else None
+    return str(parameter.device) if parameter is not None else "cpu"
 
 
 @contextlib.contextmanager
