@@ -215,3 +215,13 @@ def test_base_model_from_the_hub(hub, trl_run, base_model, cli_runner, tmp_path)
     assert weights["url"] == weights["id"] == weights["local"]
     cached = {p.name for p in (tmp_path / "hf-cache").rglob("*") if p.is_file()}
     assert "model.safetensors" in cached and "pytorch_model.bin" not in cached
+
+
+def test_parse_hub_url_revisions_with_slashes():
+    """Pull-request and convert refs, written as the Hub names them or percent-encoded."""
+    assert parse_hub_url("hf://org/run@refs/pr/3/runs/a").__dict__ == {"repo": "org/run", "revision": "refs/pr/3",
+                                                                       "subdir": "runs/a"}
+    assert parse_hub_url("hf://org/run@refs%2Fpr%2F3").revision == "refs/pr/3"
+    assert parse_hub_url("hf://org/run@feature%2Fx/sub").__dict__ == {"repo": "org/run", "revision": "feature/x",
+                                                                      "subdir": "sub"}
+    assert parse_hub_url("hf://org/run@refs/convert/parquet").revision == "refs/convert/parquet"

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +53,16 @@ def is_hub_url(source: str | os.PathLike | None) -> bool:
 
 
 def parse_hub_url(url: str) -> HubSource:
-    """hf://owner/repo[@revision][/sub/dir] → HubSource."""
-    match = re.fullmatch(r"hf://([^/@]+/[^/@]+)(?:@([^/]+))?(?:/(.+))?", url.rstrip("/"))
+    """hf://owner/repo[@revision][/sub/dir] → HubSource. A revision with "/" is written percent-encoded
+    (``@refs%2Fpr%2F3``, as huggingface_hub's HfFileSystem does) or as ``@refs/pr/N`` / ``@refs/convert/NAME``."""
+    match = re.fullmatch(r"hf://([^/@]+/[^/@]+)(?:@(refs/(?:pr|convert)/[^/]+|[^/]+))?(?:/(.+))?", url.rstrip("/"))
     if not match:
         raise RunLayoutError(f"{url!r} is not hf://OWNER/REPO[@REVISION][/SUBDIR]")
     subdir = match[3]
     if subdir is not None and (subdir.startswith("/") or any(part in ("..", ".") for part in subdir.split("/"))):
         raise RunLayoutError(f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or leading '/')")
-    return HubSource(match[1], match[2], subdir)
+    revision = urllib.parse.unquote(match[2]) if match[2] else None
+    return HubSource(match[1], revision, subdir)
 
 
 def _settings() -> dict:
