@@ -194,7 +194,7 @@ class Extrapolation:
 
         entries = [TensorEntry(key, out_dtype(key), source(key).shape(stored(key))) for key in weights.keys()]
         with ShardedWriter(directory, entries, max_shard) as writer:
-            for entry in entries:
+            for entry in writer.planned:
                 key = entry.name
                 if key in by_key:  # W₀ + (Ŵ − W₀), summed in float32 and rounded once to the output dtype
                     stack, update = self.module_update(by_key[key])

@@ -29,8 +29,8 @@ def _tensors():
 def _write(directory, tensors, max_bytes):
     entries = [TensorEntry(k, t.dtype, tuple(t.shape)) for k, t in tensors.items()]
     with ShardedWriter(directory, entries, max_bytes) as writer:
-        for key, tensor in tensors.items():
-            writer.add(key, tensor)
+        for entry in writer.planned:
+            writer.add(entry.name, tensors[entry.name])
         return writer.close()
 
 
@@ -158,3 +158,24 @@ def test_kill_9_mid_write_leaves_nothing_a_rerun_does_not_clean(tmp_path):
     with atomic_output_dir(out) as tmp:
         (tmp / "x").write_text("1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "x").read_text() == "1"
+
+
+def test_tensors_are_stored_in_safetensors_own_order_and_aligned(tmp_path):
+    """Inside a file, the same order the safetensors library writes (dtype descending, then name), so
+    every tensor starts at a multiple of its element size."""
+    from safetensors.torch import save_file
+
+    tensors = _tensors()
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "ref").mkdir()
+    ours = _write(tmp_path / "ours", tensors, 10**9)[0]
+    save_file(tensors, tmp_path / "ref" / "model.safetensors")
+
+    def layout(path):  # (offset, name) in file order, from the raw header
+        raw = path.read_bytes()
+        header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+        header.pop("__metadata__", None)
+        return sorted((v["data_offsets"][0], k) for k, v in header.items())
+
+    assert [k for _, k in layout(ours)] == [k for _, k in layout(tmp_path / "ref" / "model.safetensors")]
+    assert all(offset % tensors[k].element_size() == 0 for offset, k in layout(ours))

@@ -39,8 +39,19 @@ class TensorEntry:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
+# safetensors' own order inside a file: dtype descending in its Dtype enum, then name — widest types
+# first, so every tensor starts at a multiple of its element size (zero-copy loaders rely on it)
+SAFETENSORS_DTYPE_ORDER = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "I16",
+                           "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64")
+
+
+def safetensors_order(entry: TensorEntry) -> tuple[int, str]:
+    return -SAFETENSORS_DTYPE_ORDER.index(SAFETENSORS_DTYPES[entry.dtype]), entry.name
+
+
 def shard_layout(entries: list[TensorEntry], max_shard_bytes: int) -> list[list[TensorEntry]]:
-    """Entries split in order into shards of at most ``max_shard_bytes`` (a larger tensor gets its own)."""
+    """Entries split in order into shards of at most ``max_shard_bytes`` (a larger tensor gets its own);
+    inside each shard, safetensors' own order (`safetensors_order`)."""
     shards: list[list[TensorEntry]] = [[]]
     size = 0
     for entry in entries:
@@ -49,7 +60,7 @@ def shard_layout(entries: list[TensorEntry], max_shard_bytes: int) -> list[list[
             size = 0
         shards[-1].append(entry)
         size += entry.nbytes
-    return shards
+    return [sorted(shard, key=safetensors_order) for shard in shards]
 
 
 def safetensors_header(entries: list[TensorEntry], metadata: dict[str, str] | None = None) -> bytes:
@@ -66,7 +77,8 @@ def safetensors_header(entries: list[TensorEntry], metadata: dict[str, str] | No
 
 
 class ShardedWriter:
-    """Writes the planned tensors, in plan order, into HF-named shards plus the index.
+    """Writes the planned tensors, in plan order (``planned``: shard by shard, safetensors' order inside
+    each), into HF-named shards plus the index.
 
     ``add(name, tensor)`` hands a tensor to the writer thread and returns at once (blocking only
     when ``queue_depth`` tensors are already waiting). ``close()`` waits for the last bytes and
@@ -81,6 +93,7 @@ class ShardedWriter:
         self.paths = [self.directory / (WEIGHTS_FILE if count == 1 else f"model-{k:05d}-of-{count:05d}.safetensors")
                       for k in range(1, count + 1)]
         self._order = [(k, entry) for k, shard in enumerate(self.shards) for entry in shard]
+        self.planned = [entry for _, entry in self._order]  # the order add() expects the tensors in
         self._next = 0
         self.total_bytes = sum(entry.nbytes for entry in entries)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_depth)
