@@ -21,6 +21,17 @@ def read_json(path: str | Path, what: str | None = None):
     """The parsed JSON of a regular file of at most `MAX_JSON_BYTES`."""
     path = Path(path)
     what = what or path.name
+    text = read_text_checked(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{what} is not valid JSON: {err.msg}", path=path) from None
+
+
+def read_text_checked(path: str | Path, what: str | None = None) -> str:
+    """The UTF-8 text of a regular file of at most `MAX_JSON_BYTES` (see the module docstring)."""
+    path = Path(path)
+    what = what or path.name
     try:
         info = os.stat(path)
     except OSError as err:
@@ -36,7 +47,4 @@ def read_json(path: str | Path, what: str | None = None):
         raise CheckpointError(f"cannot read {what}: {err.strerror}", path=path) from None
     except UnicodeDecodeError:
         raise CheckpointError(f"{what} is not UTF-8 text", path=path) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{what} is not valid JSON: {err.msg}", path=path) from None
+    return text

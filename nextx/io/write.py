@@ -163,5 +163,15 @@ def dumps_json(payload: dict, indent: int | None = 2) -> str:
     return json.dumps(json_safe(payload), indent=indent, default=float, allow_nan=False)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small file as a whole or not at all: a temp file beside it, then an atomic rename."""
+    tmp = path.with_name(f".{path.name}.nextx-tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: Path, payload: dict) -> None:
     path.write_text(dumps_json(payload) + "\n")

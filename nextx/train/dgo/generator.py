@@ -1,0 +1,67 @@
+"""Experience generators: a trajectory (problem, completion, correct answer) → one WHEN/IF/THEN line.
+
+`RuleGenerator` is the embedded tasks' generator (no model): it reads the arithmetic and names the
+digit column or carry that went wrong (an error-avoidance rule) or, for a correct completion, the
+column rule that made it work (an optimisation rule). Its rules never contain the answer."""
+
+from __future__ import annotations
+
+import re
+
+from nextx.train.dgo.experience import leaks_answer, render
+
+ADDITION = re.compile(r"(\d+)\+(\d+)=")
+
+
+class RuleGenerator:
+    """Experiences for the `addition` task from its own column arithmetic."""
+
+    def __call__(self, problem: str, completion: str, answer: str) -> str | None:
+        match = ADDITION.fullmatch(problem.strip())
+        if not match:
+            return None
+        a, b = match[1], match[2]
+        width = max(len(a), len(b))
+        a, b = a.zfill(width), b.zfill(width)
+        carries = _carries(a, b)
+        got = completion.strip()
+        rule = self._correct(carries) if got == answer else self._wrong(got, answer, carries)
+        return None if rule is None or leaks_answer(rule, answer) else rule
+
+    @staticmethod
+    def _correct(carries: list[bool]) -> str:
+        if any(carries):
+            return render("adding multi-digit numbers", "a column sums to ten or more",
+                          "write its ones digit and carry one into the next column")
+        return render("adding multi-digit numbers", "no column sums to ten or more",
+                      "add each column on its own, no carry")
+
+    @staticmethod
+    def _wrong(got: str, answer: str, carries: list[bool]) -> str:
+        if not got.isdigit():
+            return render("answering an addition", "the answer is not a plain number", "write only the digits of the sum")
+        if len(got) != len(answer):
+            return render("adding multi-digit numbers", "the sum has a different number of digits than expected",
+                          "check whether the leftmost column carries into a new digit")
+        wrong = [i for i in range(len(answer)) if got[-1 - i] != answer[-1 - i]]  # columns from the right
+        column = wrong[0]
+        name = _column(column)
+        if column > 0 and carries[column - 1]:
+            return render("adding multi-digit numbers", f"the {_column(column - 1)} column sums to ten or more",
+                          f"add the carried one to the {name} digit")
+        return render("adding multi-digit numbers", f"the {name} digit is wrong",
+                      f"add the {name} digits again, column by column")
+
+
+def _column(index: int) -> str:
+    return ("ones", "tens", "hundreds")[index] if index < 3 else f"column {index + 1}"
+
+
+def _carries(a: str, b: str) -> list[bool]:
+    """carries[i]: column i (from the right) produces a carry."""
+    carry, out = 0, []
+    for da, db in zip(reversed(a), reversed(b), strict=True):
+        total = int(da) + int(db) + carry
+        carry = int(total >= 10)
+        out.append(bool(carry))
+    return out
