@@ -13,8 +13,7 @@ stay light until torch is needed.
 
 from __future__ import annotations
 
-import importlib
-
+from nextx._lazy import lazy_exports
 from nextx._version import __version__
 
 _EXPORTS = {  # public name → the module that defines it
@@ -32,13 +31,4 @@ _EXPORTS = {  # public name → the module that defines it
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nextx' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

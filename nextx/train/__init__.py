@@ -8,16 +8,11 @@ without transformers, so the CLI can list tasks and settings cheaply.
 
 from __future__ import annotations
 
-import importlib
+from nextx._lazy import lazy_exports
 
 _EXPORTS = {"NExtCallback": "nextx.train.callback", "GRPORunConfig": "nextx.train.config", "train": "nextx.train.grpo"}
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nextx.train' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

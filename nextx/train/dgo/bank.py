@@ -106,29 +106,23 @@ class ExperienceBank:
         current = score(self.texts)
         for candidate in candidates:
             index, similarity = self.nearest(candidate.text)
-            if index is None or similarity < threshold:
-                trial = score([*self.texts, candidate.text])
-                if trial > current:
-                    self.entries.append(replace(candidate, score=trial))
-                    decisions.append(Decision(candidate.text, "added", similarity, index, trial,
-                                              f"new (similarity {similarity:.2f} < {threshold}) and validation "
-                                              f"{current:.4f} → {trial:.4f}"))
-                    current = trial
-                else:
-                    decisions.append(Decision(candidate.text, "rejected", similarity, index, trial,
-                                              f"new but validation does not improve ({trial:.4f} ≤ {current:.4f})"))
-                continue
+            new = index is None or similarity < threshold
             texts = self.texts
-            texts[index] = candidate.text
+            if new:
+                texts.append(candidate.text)
+                where = f"new (similarity {similarity:.2f} < {threshold})"
+            else:
+                texts[index] = candidate.text
+                where = f"near entry {index} (similarity {similarity:.2f})"
             trial = score(texts)
             if trial > current:
-                self.entries[index] = replace(candidate, score=trial)
-                decisions.append(Decision(candidate.text, "replaced", similarity, index, trial,
-                                          f"near entry {index} (similarity {similarity:.2f}) and validation "
-                                          f"{current:.4f} → {trial:.4f}"))
+                if new:
+                    self.entries.append(replace(candidate, score=trial))
+                else:
+                    self.entries[index] = replace(candidate, score=trial)
+                action, why = ("added" if new else "replaced"), f"{where}; validation {current:.4f} → {trial:.4f}"
                 current = trial
             else:
-                decisions.append(Decision(candidate.text, "rejected", similarity, index, trial,
-                                          f"near entry {index} (similarity {similarity:.2f}); validation does not "
-                                          f"improve ({trial:.4f} ≤ {current:.4f})"))
+                action, why = "rejected", f"{where}; validation does not improve ({trial:.4f} ≤ {current:.4f})"
+            decisions.append(Decision(candidate.text, action, similarity, index, trial, why))
         return decisions
