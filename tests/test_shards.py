@@ -57,6 +57,9 @@ def test_shards_index_and_size_cap(tmp_path):
     assert len(paths) == len(layout) >= 3
     assert [p.name for p in paths][0] == f"model-00001-of-{len(paths):05d}.safetensors"
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    assert index["weight_map"] == split_torch_state_dict_into_shards(tensors, max_shard_size=cap).tensor_to_filename
     assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in tensors.values())
     for shard, path in zip(layout, paths, strict=True):
         assert sum(e.nbytes for e in shard) <= cap or len(shard) == 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import split_state_dict_into_shards_factory
 
 from nextx.errors import NextxError
 from nextx.io.tensors import SAFETENSORS_DTYPES, WEIGHTS_FILE, WEIGHTS_INDEX
@@ -50,17 +51,15 @@ def safetensors_order(entry: TensorEntry) -> tuple[int, str]:
 
 
 def shard_layout(entries: list[TensorEntry], max_shard_bytes: int) -> list[list[TensorEntry]]:
-    """Entries split in order into shards of at most ``max_shard_bytes`` (a larger tensor gets its own);
-    inside each shard, safetensors' own order (`safetensors_order`)."""
-    shards: list[list[TensorEntry]] = [[]]
-    size = 0
-    for entry in entries:
-        if shards[-1] and size + entry.nbytes > max_shard_bytes:
-            shards.append([])
-            size = 0
-        shards[-1].append(entry)
-        size += entry.nbytes
-    return [sorted(shard, key=safetensors_order) for shard in shards]
+    """The entries split into shards exactly as transformers' save_pretrained splits a state dict
+    (huggingface_hub's `split_state_dict_into_shards_factory`: greedy in order, a tensor larger than
+    the cap alone in its own shard); inside each shard, safetensors' own order (`safetensors_order`)."""
+    by_name = {entry.name: entry for entry in entries}
+    split = split_state_dict_into_shards_factory(by_name, get_storage_size=lambda entry: entry.nbytes,
+                                                 filename_pattern="model{suffix}.safetensors",
+                                                 max_shard_size=max_shard_bytes)
+    return [sorted((by_name[name] for name in names), key=safetensors_order)
+            for names in split.filename_to_tensors.values()]
 
 
 def safetensors_header(entries: list[TensorEntry], metadata: dict[str, str] | None = None) -> bytes:
