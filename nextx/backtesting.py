@@ -21,10 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from nextx.errors import PredictorError
+from nextx.extrapolation import extrapolate
 from nextx.io.discover import require_checkpoints
 from nextx.io.run import Run
 from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, make_predictor, with_seed
+from nextx.scoring import paired_difference
 from nextx.trajectory import trajectories
 
 DEFAULT_METHODS = tuple(REGISTRY)  # stay last: the reference
@@ -166,8 +168,6 @@ def backtest(
 def reward_column(run: Run, kept: int, predictors: dict, traj, scorer) -> dict:
     """Task reward of every method's prediction of the last held-out checkpoint (from the last kept
     one), with the paired difference vs stay; and the real checkpoint's reward for reference."""
-    from nextx.extrapolation import extrapolate
-    from nextx.scoring import paired_difference
 
     start = time.perf_counter()
     past = run.prefix(kept)

@@ -26,7 +26,7 @@ from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor
 from nextx.scoring import Score, Scorer, paired_difference
 from nextx.trajectory import Trajectories, trajectories
 
-CANDIDATE_METHODS = ("next", "relex", "linear", "trend")
+CANDIDATE_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.candidate)
 HORIZON_FRACTIONS = (0.25, 0.5, 1.0, 1.5, 2.0)
 
 Fitter = Callable[[Run, str, int, dict, "Trajectories | None"], tuple[Predictor, "Trajectories | None"]]

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from nextx.errors import NextxError, PredictorError
+from nextx.fitting import check_predictor_matches
 from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX
 from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
@@ -304,8 +305,6 @@ def extrapolate(run: Run, predictor: Predictor, *, ahead: float | None = None, t
     """Ŵ for the weights ``ahead`` training steps past the last checkpoint (or at step ``to_step``);
     ``coef`` gives the method's own α instead. ``traj``: the run's rank-1 trajectories if already
     computed (e.g. by `fit`). ``cap``: a trust region, per module ‖Ŵ − W_T‖ ≤ cap·‖W_T − W_{T−1}‖."""
-    from nextx.fitting import check_predictor_matches
-
     check_predictor_matches(predictor, run)
     if traj is not None and traj.steps != run.steps:
         raise PredictorError(f"the trajectories given are of steps {traj.steps}, the run has {run.steps}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nextx.errors import NextxError, OutputExistsError
+from nextx.measure import Interval
 
 
 def _pyplot():
@@ -61,7 +62,6 @@ def plot_backtest(report: dict, path: str | Path) -> Path:
 def plot_demo(report: dict, path: str | Path) -> Path:
     """Left: accuracy vs step, mean over seeds per arm with the seeds' 95% band, the jump marked.
     Right: steps saved per arm, mean and 95% interval over seeds."""
-    from nextx.measure import Interval
 
     plt = _pyplot()
     fig, (ax, ax_saved) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})

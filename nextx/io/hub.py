@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nextx.errors import HubError, RunLayoutError
+from nextx.io.discover import discover_checkpoints
+from nextx.io.write import atomic_output_dir
 
 HF_PREFIX = "hf://"
 ALLOW_PATTERNS = [
@@ -207,8 +209,6 @@ def _sub(path: Path, subdir: str | None) -> Path:
 
 
 def _has_run(root: Path) -> bool:
-    from nextx.io.discover import discover_checkpoints
-
     try:
         discover_checkpoints(root)
     except Exception:  # noqa: BLE001 - "not a run" in any way means: try the other layouts
@@ -220,8 +220,6 @@ def pull(repo: str, out: str | Path, *, revision: str | None = None, layout: str
          repo_template: str | None = None, steps: list[int] | None = None, force: bool = False) -> Path:
     """Download a run and lay it out in ``out`` so every nextx command reads it (TRL layout for
     per-step snapshots; the repo's own layout for folders). Writes out/nextx-source.json."""
-    from nextx.io.write import atomic_output_dir
-
     url = repo if is_hub_url(repo) or repo_template else f"{HF_PREFIX}{repo}" + (f"@{revision}" if revision else "")
     root, per_step, record = resolve_hub_run(url, layout=layout, repo_template=repo_template, steps=steps)
     with atomic_output_dir(out, force=force) as tmp:

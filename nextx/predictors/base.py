@@ -83,6 +83,7 @@ class Predictor(ABC):
     name: ClassVar[str]
     needs_trajectories: ClassVar[bool] = False  # fit() and predict() need rank-1 trajectories
     trains: ClassVar[bool] = False  # fit() trains a model (epochs, progress, fit time)
+    candidate: ClassVar[bool] = True  # reward selection (--method auto --select reward) tries it by default
     params: ClassVar[tuple[Param, ...]] = ()  # the hyper-parameters it takes, with defaults
 
     def __init__(self, horizon: int = 5, **hparams):

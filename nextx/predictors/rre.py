@@ -31,6 +31,7 @@ NOISE = 1e-6  # eigenvalues of G below this × the largest are round-off (float3
 
 class RRE(Predictor):
     name = "rre"
+    candidate = False  # a denoiser, not a forecaster (README: bench)
     params = (Param("window", DEFAULT_WINDOW, "rre: checkpoint differences (k) extrapolated.", option="--rre-window", metavar="INTEGER", parse=positive_int),)
 
     def _window(self) -> int:

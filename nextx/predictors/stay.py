@@ -8,6 +8,7 @@ from nextx.predictors.base import ModuleContext, Prediction, Predictor
 
 class Stay(Predictor):
     name = "stay"
+    candidate = False  # the reference every candidate is paired against
 
     def predict(self, ctx: ModuleContext) -> Prediction:
         return Prediction(FactoredUpdate())

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from nextx.errors import NextxError
-from nextx.measure import Interval, seed_savings, summarize
+from nextx.io.write import json_safe
+from nextx.measure import Interval, interval_from_dict, seed_savings, summarize
 from nextx.train.arms import ARMS
 from nextx.train.config import GRPORunConfig, GRPOSettings
 from nextx.train.grpo import train
@@ -123,8 +124,6 @@ def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=pr
 
 def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict) -> dict:
     """The measure for every arm over seeds, from curves[seed][arm] = {step: accuracy}."""
-    from nextx.io.write import json_safe
-
     arms = {}
     for arm in config.arms:
         per_seed = [seed_savings(curves[s]["vanilla"], curves[s][arm], config.next_at) for s in curves]
@@ -158,8 +157,6 @@ def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict) -
 
 def headline_text(arm: str, summary: dict) -> str:
     """One sentence with the interval, never a bare point estimate."""
-    from nextx.measure import interval_from_dict
-
     steps = interval_from_dict(summary["steps_saved"])
     delta = interval_from_dict(summary["paired_accuracy_delta"])
     if steps.n < 2:

@@ -14,21 +14,15 @@ from pathlib import Path
 import torch
 
 from nextx.errors import NextxError
+from nextx.io.offsets import has_offset
+from nextx.train.callback import NExtCallback
 from nextx.train.config import GRPORunConfig
+from nextx.train.progress import ProgressCallback
+from nextx.train.quiet import quiet_transformers
+from nextx.train.runs import refuse_pickled_adapter
+from nextx.train.scorer import TaskScorer
 from nextx.train.tasks import Task, get_task
-
-
-def quiet_transformers() -> None:
-    """No per-load progress bars or advisory warnings from transformers / datasets in nextx's output."""
-    import warnings
-
-    import datasets
-    import transformers
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)(\.|$)")
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
+from nextx.train.tiny_model import tiny_model_path
 
 
 def _reward_function(task: Task | None, verifier: str):
@@ -77,10 +71,7 @@ def load_policy(config: GRPORunConfig, model_path: str):
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
     if config.init_adapter:
-        from nextx.train.runs import refuse_pickled_adapter
-
         refuse_pickled_adapter(Path(config.init_adapter))
-        from nextx.io.offsets import has_offset
 
         if has_offset(config.init_adapter):
             raise NextxError("this checkpoint's weights include jumps folded into the base (nextx_base_offset."
@@ -126,8 +117,6 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     task = get_task(config.task) if config.task else None
     model_path = config.model
     if model_path is None:
-        from nextx.train.tiny_model import tiny_model_path
-
         model_path = str(tiny_model_path(config.task, log=log))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -139,20 +128,14 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     model, lora = load_policy(config, model_path)
     callbacks = list(callbacks or [])
     if config.next_at is not None:
-        from nextx.train.callback import NExtCallback
-
         hparams = {"lr": config.next_lr} if config.next_lr else {}
         scorer = None
         if config.next_select == "reward":
-            from nextx.train.scorer import TaskScorer
-
             scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
         callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead,
                                       config.next_horizon, hparams, select=config.next_select, scorer=scorer, apply=config.next_apply,
                                       cap=config.next_cap, damping=config.next_damping, log=log))
     if console is not None:
-        from nextx.train.progress import ProgressCallback
-
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     trainer = GRPOTrainer(
         model=model, reward_funcs=_reward_function(task, config.verifier), args=grpo_args(config),

@@ -7,9 +7,13 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.adapter import ADAPTER_CONFIG
+from nextx.io.discover import discover_checkpoints
 from nextx.io.hub import resolve_model
+from nextx.io.offsets import read_offsets
 from nextx.io.tensors import has_full_weights
+from nextx.train.callback import add_to_base, lora_layers
 from nextx.train.evaluate import EvalResult, evaluate, evaluate_population
+from nextx.train.quiet import quiet_transformers
 from nextx.train.tasks import Task
 
 
@@ -23,9 +27,6 @@ def refuse_pickled_adapter(path: Path, allow_pickle: bool = False) -> None:
 
 def apply_base_offsets(model, path: Path) -> None:
     """Add a checkpoint's accumulated base offsets (`nextx.io.offsets`) to the PEFT model's base weights."""
-    from nextx.io.offsets import read_offsets
-    from nextx.train.callback import add_to_base, lora_layers
-
     offsets = read_offsets(path)
     layers = lora_layers(model) if offsets else {}
     for name, (left, right) in offsets.items():
@@ -37,8 +38,6 @@ def load_for_eval(path: str | Path, base: str | Path | None = None):
     import json
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from nextx.train.grpo import quiet_transformers
 
     quiet_transformers()
     path = Path(path)
@@ -74,8 +73,6 @@ def evaluate_run(run_dir: str | Path, task: Task, base: str | Path, *, populatio
                  only: Callable[[int], bool] | None = None) -> dict[int, float]:
     """Accuracy of every checkpoint-N of a run (step → accuracy), plus step 0 = the base; ``only``
     keeps the steps to score (then step 0 only if it passes too)."""
-    from nextx.io.discover import discover_checkpoints
-
     _, checkpoints = discover_checkpoints(Path(run_dir), "trl")
     keep = only or (lambda _step: True)
     accuracy = {0: evaluate_path(base, task, population=population).accuracy} if keep(0) else {}

@@ -15,6 +15,7 @@ from nextx.errors import NextxError
 from nextx.lowrank import dense_of
 from nextx.scoring import Score
 from nextx.train.evaluate import evaluate
+from nextx.train.quiet import quiet_transformers
 from nextx.train.tasks import Example, Task
 
 
@@ -24,8 +25,6 @@ class TaskScorer:
 
     def __init__(self, task: Task, base: str | Path, examples: list[Example] | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from nextx.train.grpo import quiet_transformers
 
         quiet_transformers()
         self.task = task

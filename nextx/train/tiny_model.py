@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nextx.io.write import atomic_output_dir
 from nextx.train.evaluate import evaluate
 from nextx.train.tasks import Task, get_task
 from nextx.train.tokenizer import char_tokenizer
@@ -124,8 +125,6 @@ def build_into(path: Path, recipe: TinyRecipe, log=None) -> Path:
         log(f"building the tiny {task} model ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
             f"SFT warm-up to ~{recipe.target_accuracy:.0%}) into {path}")
     info = warm_up(model, tokenizer, task_obj, recipe)
-    from nextx.io.write import atomic_output_dir
-
     with atomic_output_dir(path, force=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
