@@ -23,10 +23,11 @@ from safetensors.torch import save_file
 from nextx.errors import NextxError, PredictorError
 from nextx.fitting import check_predictor_matches
 from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX
+from nextx.io.merged import plan_merged, set_config_dtype
 from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
-from nextx.io.shards import ShardedWriter, TensorEntry
-from nextx.io.tensors import ShardedSafetensors, checked
+from nextx.io.shards import ShardedWriter
+from nextx.io.tensors import checked
 from nextx.io.write import atomic_output_dir, copy_model_files, parse_size, write_json
 from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate, update_inner
 from nextx.predictors import ModuleContext, Prediction, Predictor
@@ -163,48 +164,23 @@ class Extrapolation:
             self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None)
             copy_model_files(base, tmp)
             if dtype:
-                _set_config_dtype(tmp / "config.json", dtype)
+                set_config_dtype(tmp / "config.json", dtype)
             write_provenance(tmp, self._record("merged", shard_size=str(shard_size)))
         return Path(out)
 
     def _write_merged(self, directory: Path, base: Path, max_shard: int, dtype: torch.dtype | None) -> None:
-        weights = ShardedSafetensors(base)
-        by_key = {spec.keys[0] if self.run.kind == "full" else f"{name}.weight": name
-                  for name, spec in self.run.modules.items()}
-        missing = set(by_key) - set(weights.keys())
-        if missing:
-            raise NextxError(f"base has no weight {sorted(missing)[0]}", path=base, hint="Pass the run's base model.")
-        last = len(self.run.steps) - 1
-        # tensors taken from the last checkpoint instead of the base: a full run's untrained ones, a LoRA
-        # run's modules_to_save (saved by PEFT as base_model.model.<module>[.modules_to_save.<name>].weight)
-        if self.run.kind == "full":
-            carried = {key: key for key in self.run.passthrough_keys}
-        else:
-            carried = {re.sub(r"\.modules_to_save\.[^.]+", "", key.removeprefix(KEY_PREFIX)): key
-                       for key in self.run.passthrough_keys}
-
-        def source(key: str):  # where the tensor comes from: the run's last checkpoint or the base
-            return self.run.checkpoint_file(last) if key in carried else weights
-
-        def stored(key: str) -> str:  # the tensor's name in its source
-            return carried.get(key, key)
-
-        def out_dtype(key: str) -> torch.dtype:
-            kind = source(key).dtype(stored(key))
-            return dtype if dtype and kind.is_floating_point else kind
-
-        entries = [TensorEntry(key, out_dtype(key), source(key).shape(stored(key))) for key in weights.keys()]
-        with ShardedWriter(directory, entries, max_shard) as writer:
+        plan = plan_merged(self.run, base, dtype)
+        with ShardedWriter(directory, plan.entries, max_shard) as writer:
             for entry in writer.planned:
                 key = entry.name
-                if key in by_key:  # W₀ + (Ŵ − W₀), summed in float32 and rounded once to the output dtype
-                    stack, update = self.module_update(by_key[key])
-                    w0, update_dense = weights.get(key, check=False), dense_of(stack, update, torch.float32)
+                if key in plan.trained:  # W₀ + (Ŵ − W₀), summed in float32 and rounded once to the output dtype
+                    stack, update = self.module_update(plan.trained[key])
+                    w0, update_dense = plan.weights.get(key, check=False), dense_of(stack, update, torch.float32)
                     tensor = (w0.add_(update_dense) if w0.dtype == entry.dtype  # in place: one pass
                               else w0.float().add_(update_dense).to(entry.dtype))
                     tensor = checked(tensor, key, base)
                 else:  # full runs' 1-D and other non-decomposed tensors as in W_T; the rest as in the base
-                    tensor = source(key).get(stored(key), check=True)  # a NaN is refused, not copied
+                    tensor = plan.source(key).get(plan.stored(key), check=True)  # a NaN is refused, not copied
                     if tensor.dtype != entry.dtype:  # a down-cast may overflow to Inf
                         tensor = checked(tensor.to(entry.dtype), key, base)
                 writer.add(key, tensor)
@@ -225,20 +201,6 @@ class Extrapolation:
             self.save_merged(tmp / "merged", base=base, shard_size=shard_size, dtype=dtype)
             write_provenance(tmp, self._record("both"))  # a card at the top too
         return {"adapter": Path(out) / "adapter", "merged": Path(out) / "merged"}
-
-
-def _set_config_dtype(config_path: Path, dtype: str) -> None:
-    """config.json says the dtype the weights are stored in (``torch_dtype``, and ``dtype`` in
-    transformers ≥ 4.56), so loaders do not up- or down-cast them on load."""
-    import json
-
-    if not config_path.exists():
-        return
-    config = json.loads(config_path.read_text())
-    config["torch_dtype"] = dtype
-    if "dtype" in config:
-        config["dtype"] = dtype
-    write_json(config_path, config)
 
 
 def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float]) -> dict:
