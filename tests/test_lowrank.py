@@ -119,3 +119,23 @@ def test_lazy_stack_reads_only_what_a_computation_needs():
     assert sorted(set(read)) == [3, 4] and len(read) == 2  # each checkpoint read once
     S, _, _ = _dense_top(factors[4][0] @ factors[4][1] - factors[3][0] @ factors[3][1])
     assert abs(local.sigma - S[0].item()) <= TOL * S[0].item() and stack.shape == (12, 9)
+
+
+def test_compact_keeps_the_product_at_its_numerical_rank():
+    """Sums of low-rank terms that repeat each other (as accumulated jump offsets do) collapse to their
+    true rank, with the product unchanged (float64, 1e-12 relative)."""
+    import torch
+
+    from nextx.lowrank import compact
+
+    g = torch.Generator().manual_seed(0)
+    base_left, base_right = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.randn(3, 30, generator=g,
+                                                                                             dtype=torch.float64)
+    left = torch.cat([base_left, 2 * base_left, -base_left[:, :1]], 1)  # 7 columns, rank 3
+    right = torch.cat([base_right, base_right, base_right[:1]], 0)
+    small_left, small_right = compact(left, right)
+    assert small_left.shape == (40, 3) and small_right.shape == (3, 30)
+    product = left @ right
+    assert float((small_left @ small_right - product).norm() / product.norm()) < 1e-12
+    zero_left, zero_right = compact(torch.zeros(5, 2), torch.zeros(2, 4))
+    assert zero_left.shape == (5, 0) and zero_right.shape == (0, 4)

@@ -116,7 +116,7 @@ def test_callback_swaps_the_live_weights(tmp_path, warm_tiny):
             return control
 
     jumper = NExtCallback(at=3, method="linear", ahead=1, horizon=1, apply="refactor")  # one interval: α = 1
-    out = train(_config(tmp_path / "run", warm_tiny, steps=3), callbacks=[jumper, Probe()], log=lambda m: None)
+    out = train(_config(tmp_path / "run", warm_tiny, steps=4), callbacks=[jumper, Probe()], log=lambda m: None)
     assert [j["step"] for j in jumper.jumps] == [3] and jumper.jumps[0]["method"] == "linear"
     name = "model.layers.0.mlp.down_proj"
     w2, w3 = (load_lora_delta(out / f"checkpoint-{s}", name) for s in (2, 3))
@@ -284,7 +284,8 @@ def test_offset_jumps_are_exact_keep_adam_and_survive_save_read_second_jump(tmp_
     before, after = {}, {}
     jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="offset")
     out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)], log=lambda m: None)
-    assert [j["step"] for j in jumper.jumps] == [2, 3, 4] and all(j["apply"] == "offset" for j in jumper.jumps)
+    assert [j["step"] for j in jumper.jumps] == [2, 3] and all(j["apply"] == "offset" for j in jumper.jumps)  # none at
+    # the last step: nothing trains after it
     w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
     run = load_run(out)
     assert [(out / f"checkpoint-{s}" / "nextx_base_offset.safetensors").exists() for s in (1, 2, 3, 4)] == \
@@ -324,7 +325,7 @@ def test_merge_jumps_restart_lora_and_adam_exactly_and_damping_shortens_later_ju
     jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="merge", damping=0.5)
     out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)],
                 log=lambda m: None)
-    assert [round(j["coef"], 6) for j in jumper.jumps] == [1.0, 0.5, 0.25]
+    assert [round(j["coef"], 6) for j in jumper.jumps] == [1.0, 0.5]
     w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
     run = load_run(out)
     for name in list(run.modules)[:3]:

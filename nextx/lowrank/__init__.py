@@ -21,9 +21,17 @@ deltas), `dense_stack` (full-weight deltas), `update` (factored combinations and
 from nextx.lowrank.dense_stack import DenseStack
 from nextx.lowrank.factor_stack import FactorStack, top_singular_triplet
 from nextx.lowrank.spectrum import DTYPE, Spectrum, align_sign, core_top
-from nextx.lowrank.update import FactoredUpdate, checkpoint, dense_of, factors_of, truncate, update_inner
+from nextx.lowrank.update import (
+    FactoredUpdate,
+    checkpoint,
+    compact,
+    dense_of,
+    factors_of,
+    truncate,
+    update_inner,
+)
 
 __all__ = [
-    "DTYPE", "DenseStack", "FactorStack", "FactoredUpdate", "Spectrum", "align_sign", "checkpoint", "core_top",
+    "DTYPE", "DenseStack", "FactorStack", "FactoredUpdate", "Spectrum", "align_sign", "checkpoint", "compact", "core_top",
     "dense_of", "factors_of", "top_singular_triplet", "truncate", "update_inner",
 ]

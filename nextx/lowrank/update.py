@@ -80,14 +80,34 @@ def dense_of(stack: FactorStack | DenseStack, update: FactoredUpdate, dtype: tor
     return matrix
 
 
-def truncate(left: torch.Tensor, right: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Best rank-`rank` approximation of L·R in factored form (thin QRs + core SVD), and its
-    relative Frobenius error ‖L·R − L'·R'‖ / ‖L·R‖."""
+def _core_svd(left: torch.Tensor, right: torch.Tensor):
+    """L·R = Q_L·(U·diag(S)·Vh)·Q_Rᵀ from thin QRs of L and Rᵀ and the SVD of the small core."""
     q_left, r_left = torch.linalg.qr(left)
     q_right, r_right = torch.linalg.qr(right.T)
     U, S, Vh = torch.linalg.svd(r_left @ r_right.T)
+    return q_left, U, S, Vh, q_right
+
+
+def _split(q_left, U, S, Vh, q_right, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    root = S[:k].sqrt()
+    return (q_left @ U[:, :k]) * root, root.unsqueeze(1) * (Vh[:k] @ q_right.T)
+
+
+def truncate(left: torch.Tensor, right: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Best rank-`rank` approximation of L·R in factored form (thin QRs + core SVD), and its
+    relative Frobenius error ‖L·R − L'·R'‖ / ‖L·R‖."""
+    parts = _core_svd(left, right)
+    S = parts[2]
     k = min(rank, len(S))
     total = float(S.norm())
     error = float(S[k:].norm()) / total if total > 0 else 0.0
-    root = S[:k].sqrt()
-    return (q_left @ U[:, :k]) * root, root.unsqueeze(1) * (Vh[:k] @ q_right.T), error
+    return (*_split(*parts, k), error)
+
+
+def compact(left: torch.Tensor, right: torch.Tensor, rtol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same product L·R with as many factors as its numerical rank (singular values below ``rtol``
+    × the largest dropped: float32 round-off), in float64. Keeps sums of many low-rank terms small."""
+    parts = _core_svd(left.to(DTYPE), right.to(DTYPE))
+    S = parts[2]
+    k = int((rtol * S[0] < S).sum()) if len(S) and float(S[0]) > 0 else 0
+    return _split(*parts, k)

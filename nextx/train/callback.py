@@ -43,7 +43,7 @@ from transformers import TrainerCallback
 from nextx.choose import checkpoint_interval, choose_jump
 from nextx.io.offsets import accumulate, write_offsets
 from nextx.io.run import load_run
-from nextx.lowrank import FactoredUpdate, factors_of, truncate
+from nextx.lowrank import FactoredUpdate, compact, factors_of, truncate
 from nextx.predictors import DEFAULT_METHOD, by_method
 
 LORA_PREFIX = "base_model.model."
@@ -99,7 +99,7 @@ class NExtCallback(TrainerCallback):
         if self.offsets:  # this checkpoint's true weights include the jumps made so far
             write_offsets(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.offsets,
                           [j for j in self.jumps if j["jumped"]])
-        if not self.due(state.global_step):
+        if not self.due(state.global_step) or state.global_step >= state.max_steps:  # nothing trains after the last
             return control
         start = time.perf_counter()
         run = load_run(args.output_dir, layout="trl")
@@ -153,6 +153,14 @@ def preserved_rng():
         yield
     random.setstate(py_state)
     np.random.set_state(np_state)
+
+
+def fold(offsets: dict, name: str, left: torch.Tensor, right: torch.Tensor) -> None:
+    """Add L·R to a module's accumulated offset and keep it at its numerical rank: each jump's factors
+    repeat the earlier offsets (they are part of every later checkpoint), so plain concatenation would
+    grow the rank several-fold per jump."""
+    accumulate(offsets, name, left, right)
+    offsets[name] = tuple(f.to(torch.float32) for f in compact(*offsets[name]))
 
 
 def lora_layers(model) -> dict[str, torch.nn.Module]:
@@ -212,7 +220,7 @@ def add_to_base_weights(model, extrapolation, offsets: dict) -> None:
         if left.shape[1] == 0:
             continue
         add_to_base(layers[name], left, right)
-        accumulate(offsets, name, left, right)
+        fold(offsets, name, left, right)
 
 
 @torch.no_grad()
@@ -232,7 +240,7 @@ def merge_and_restart_lora(model, offsets: dict, seed: int) -> None:
         else:
             left, right = scaling * lora_B.double(), lora_A.double()
         add_to_base(layer, left, right)
-        accumulate(offsets, name, left, right)
+        fold(offsets, name, left, right)
         fresh = torch.empty(lora_A.shape, dtype=torch.float32)
         torch.nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
         lora_A.copy_(fresh.to(lora_A.dtype))
