@@ -134,7 +134,7 @@ def eval_cmd(checkpoint, task, base, as_json):
 @click.option("--task", type=click.Choice(TASK_NAMES), default="addition", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="GRPO steps per run (default 400).")
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds (≥ 5 for a claim).")
-@click.option("--arms", default="next-offset", show_default=True,
+@click.option("--arms", default="trend-every", show_default=True,
               help="Comma-separated jump arms: " + ", ".join(ARMS) + " (-offset: exact jump into the base).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout.")

@@ -42,7 +42,7 @@ class DemoConfig(GRPOSettings):
     next_ahead: float | str | None = 100.0  # training steps past the checkpoint at next_at
     next_lr: float | None = 3e-4  # NExt predictor lr for 96–256-long vectors (the paper's 2e-5 suits 1.5k–5k)
     seeds: tuple[int, ...] = (0, 1)
-    arms: tuple[str, ...] = ("next-offset",)  # the exact, optimizer-preserving NExt jump (README: bench)
+    arms: tuple[str, ...] = ("trend-every",)  # the variant that measured best (README: bench)
 
     def check(self) -> None:
         """NextxError for a demo that cannot measure anything."""
