@@ -13,11 +13,12 @@ the in-loop callback.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nextx.backtesting import auto_choice, backtest
+from nextx.backtesting import DEFAULT_METHODS, auto_choice, backtest
 from nextx.errors import PredictorError
 from nextx.extrapolation import Extrapolation, extrapolate
 from nextx.fitting import fit
@@ -66,6 +67,11 @@ class JumpChoice:
                 **({"backtest": self.backtest} if self.backtest else {})}
 
 
+@contextlib.contextmanager
+def _no_progress(run, methods, hparams):
+    yield {}
+
+
 def checkpoint_interval(steps: Sequence[int]) -> float:
     return float(steps[-1] - steps[-2]) if len(steps) > 1 else float(steps[-1])
 
@@ -94,8 +100,10 @@ def choose_jump(
     fitter: Fitter = plain_fitter,
     log: Callable[[str], None] | None = None,
     cap: float | None = None,
+    backtest_progress: Callable[..., contextlib.AbstractContextManager[dict]] | None = None,
 ) -> JumpChoice:
-    """Decide the jump for ``run`` (see the module docstring)."""
+    """Decide the jump for ``run`` (see the module docstring). ``backtest_progress(run, methods,
+    hparams)``: a context giving the weight-space backtest its progress callbacks (the CLI's bars)."""
     hparams = with_seed(hparams or {}, seed)
     if select == "reward":
         if scorer is None:
@@ -110,7 +118,8 @@ def choose_jump(
         raise PredictorError(f"unknown selection {select!r}", hint="Choose weights or reward.")
     report = None
     if method == "auto" or ahead == "auto":
-        report = backtest(run, holdout=holdout, horizon=horizon, seed=seed, hparams=hparams)
+        with (backtest_progress or _no_progress)(run, DEFAULT_METHODS, hparams) as progress:
+            report = backtest(run, DEFAULT_METHODS, holdout=holdout, horizon=horizon, seed=seed, hparams=hparams, **progress)
         method, auto_coef = auto_choice(report, None if method == "auto" else method)
         if ahead == "auto":
             ahead = make_predictor(method, horizon=horizon).ahead_for_coef(auto_coef, run.steps)

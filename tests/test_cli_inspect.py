@@ -87,7 +87,7 @@ def test_import_nextx_is_lazy_and_exports_the_api():
     assert out.split() == ["True", "nextx.fitting", "True"]
 
 
-def test_progress_off_a_terminal_is_plain_lines_per_stage(cli_runner, trl_run, monkeypatch):
+def test_progress_off_a_terminal_is_plain_lines_per_stage(cli_runner, trl_run, monkeypatch, tmp_path):
     """Not a terminal (CliRunner, logs): plain lines, one stage each — trajectories, NExt's training
     epochs (no longer a frozen bar), the scoring — at most every NEXTX_PROGRESS_EVERY seconds."""
     monkeypatch.setenv("NEXTX_PROGRESS_EVERY", "0")
@@ -98,6 +98,10 @@ def test_progress_off_a_terminal_is_plain_lines_per_stage(cli_runner, trl_run, m
     assert {"rank-1 trajectories: 14/14", "training next: 3/3", "scoring: 14/14"} <= set(lines)
     assert lines.index("rank-1 trajectories: 14/14") < lines.index("training next: 1/3") < lines.index("scoring: 1/14")
     assert json.loads(result.stdout)["best"]
+    auto = cli_runner.invoke(cli, ["extrapolate", str(trl_run), "-o", str(tmp_path / "auto"), "--method", "auto",
+                                   "--ahead", "auto", "--horizon", "2", "--epochs", "3", "--json"])
+    assert auto.exit_code == 0, auto.output  # --method auto's backtest shows its stages too
+    assert {"training next: 3/3", "scoring: 14/14"} <= {line.rsplit(", ", 1)[0] for line in auto.stderr.splitlines()}
     monkeypatch.delenv("NEXTX_PROGRESS_EVERY")
     quiet = cli_runner.invoke(cli, ["backtest", str(trl_run), "--methods", "linear", "--holdout", "2", "--json"])
     assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -23,7 +23,14 @@ from nextx.cli.common import (
     progress_bar,
     run_options,
 )
-from nextx.cli.fit import METHOD_CHOICE, fit_with_progress, horizon_option, method_options, render_backtest
+from nextx.cli.fit import (
+    METHOD_CHOICE,
+    backtest_progress,
+    fit_with_progress,
+    horizon_option,
+    method_options,
+    render_backtest,
+)
 from nextx.errors import PredictorError
 from nextx.extrapolation import DTYPES, check_output_path, extrapolate
 from nextx.fitting import load_predictor
@@ -104,7 +111,8 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
                           "(add --select reward --eval… to choose by reward).")
         choice = choose_jump(run, method=method, ahead=ahead, to_step=to_step, coef=coef, horizon=horizon,
                              select=select, scorer=scorer, min_se=min_se, holdout=holdout, seed=seed,
-                             hparams=hparams, fitter=fit_with_progress, log=None, cap=cap)
+                             hparams=hparams, fitter=fit_with_progress, log=None, cap=cap,
+                             backtest_progress=backtest_progress)
         if choice.backtest:
             render_backtest(choice.backtest)
         if choice.candidates:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import click
@@ -71,6 +72,19 @@ def method_options(func):
 
 def _dest(param) -> str:
     return "hp_" + param.option.lstrip("-").replace("-", "_")
+
+
+@contextlib.contextmanager
+def backtest_progress(run, methods, hparams: dict):
+    """Progress stages of a backtest — trajectories (if a method needs them), each training method's
+    epochs, the scoring — as the keyword arguments `nextx.backtest` takes."""
+    epochs = {m: REGISTRY[m].planned_epochs(hparams.get(m, {})) for m in methods}
+    stages = [("rank-1 trajectories", len(run.modules))] if any(REGISTRY[m].needs_trajectories for m in methods) else []
+    stages += [(f"training {m}", e) for m, e in epochs.items() if e] + [("scoring", len(run.modules))]
+    with progress_bars(*stages) as advances:
+        ticks = dict(zip([stage for stage, _ in stages], advances, strict=True))
+        yield {"progress": ticks.get("rank-1 trajectories"), "module_progress": ticks["scoring"],
+               "epoch_progress": {m: ticks[f"training {m}"] for m, e in epochs.items() if e}}
 
 
 def horizon_option(func):
@@ -143,14 +157,9 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, hparams, as_json, pl
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
     check_methods(names)
     hparams = with_seed(hparams, seed)
-    epochs = {m: REGISTRY[m].planned_epochs(hparams.get(m, {})) for m in names}
-    stages = [("rank-1 trajectories", len(run.modules))] if any(REGISTRY[m].needs_trajectories for m in names) else []
-    stages += [(f"training {m}", e) for m, e in epochs.items() if e] + [("scoring", len(run.modules))]
-    with progress_bars(*stages) as advances:
-        ticks = dict(zip([stage for stage, _ in stages], advances, strict=True))
+    with backtest_progress(run, names, hparams) as progress:
         report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed, hparams=hparams, scorer=scorer,
-                          progress=ticks.get("rank-1 trajectories"), module_progress=ticks["scoring"],
-                          epoch_progress={m: ticks[f"training {m}"] for m, e in epochs.items() if e})
+                          **progress)
     if plot:
         from nextx.plot import plot_backtest
 

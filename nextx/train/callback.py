@@ -130,9 +130,10 @@ class NExtCallback(TrainerCallback):
         self.jumps.append(jump)
         if self.log:
             if choice.jump:
+                how = (f"re-factored, rank-truncation error ≤ {jump['max_rank_error']:.2e}" if self.apply == "refactor"
+                       else f"{self.apply}, exact")
                 self.log(f"step {jump['step']}: jump ({choice.method}, {choice.ahead:.0f} steps ahead, "
-                         f"α = {jump['coef']:.3g}) in {jump['seconds']:.1f} s ({choice.reason}), "
-                         f"rank-truncation error ≤ {jump['max_rank_error']:.2e}")
+                         f"α = {jump['coef']:.3g}) in {jump['seconds']:.1f} s ({choice.reason}; {how})")
             else:
                 self.log(f"step {jump['step']}: no jump — {choice.reason} ({jump['seconds']:.1f} s)")
         return control
