@@ -11,15 +11,19 @@ from safetensors.torch import load_file, save_file
 from nextx.cli.main import cli
 
 
-def fails(runner, args, *fragments):
+def fails(runner, args, message):
+    """Exit 1, nothing on stdout, and exactly "Error: " + ``message`` on stderr (the whole line; its
+    whitespace normalised, as the console may wrap it in a narrow terminal)."""
     result = runner.invoke(cli, [str(a) for a in args])
     assert result.exit_code == 1, result.output
     assert result.stdout == ""
-    err = " ".join(result.stderr.split())  # the console may wrap the line in a narrow terminal
-    assert err.startswith("Error:") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
+    err = " ".join(result.stderr.split())
+    assert err == "Error: " + message, err
     return err
+
+
+LAYOUTS = ("Tried layouts: trl (^checkpoint-(\\d+)$), verl (^global_step_(\\d+)$), openrlhf (^global_step(\\d+)_hf$), "
+           "steps (^(?:step[_-]?)?(\\d+)$).")
 
 
 @pytest.fixture
@@ -30,31 +34,36 @@ def run_copy(trl_run, tmp_path):
 
 
 def test_missing_and_empty_run(cli_runner, tmp_path):
-    fails(cli_runner, ["inspect", tmp_path / "nope"], "run directory does not exist")
+    fails(cli_runner, ["inspect", tmp_path / "nope"], f"run directory does not exist ({tmp_path / 'nope'}).")
     (tmp_path / "empty").mkdir()
-    fails(cli_runner, ["inspect", tmp_path / "empty"], "run directory is empty")
+    fails(cli_runner, ["inspect", tmp_path / "empty"], f"run directory is empty ({tmp_path / 'empty'}).")
 
 
 def test_no_checkpoints_names_the_layouts_tried(cli_runner, tmp_path):
     (tmp_path / "run" / "logs").mkdir(parents=True)
-    err = fails(cli_runner, ["inspect", tmp_path / "run"], "no checkpoints found", "trl", "verl", "openrlhf", "--checkpoint")
-    assert "checkpoint-" in err
+    fails(cli_runner, ["inspect", tmp_path / "run"],
+          f"no checkpoints found ({tmp_path / 'run'}). {LAYOUTS} Pass --checkpoint STEP=PATH for each checkpoint.")
 
 
 def test_single_adapter_is_not_a_run(cli_runner, trl_run):
-    fails(cli_runner, ["inspect", trl_run / "checkpoint-10"], "single checkpoint")
+    fails(cli_runner, ["inspect", trl_run / "checkpoint-10"],
+          f"no checkpoints found ({trl_run / 'checkpoint-10'}). {LAYOUTS} It holds a single checkpoint, not a run. "
+          "Pass --checkpoint STEP=PATH for each checkpoint.")
 
 
 def test_mixed_layouts(cli_runner, run_copy):
     shutil.copytree(run_copy / "checkpoint-10", run_copy / "global_step_5")
-    fails(cli_runner, ["inspect", run_copy], "mixed checkpoint layouts", "--layout")
+    fails(cli_runner, ["inspect", run_copy], "mixed checkpoint layouts: trl (checkpoint-10) and verl (global_step_5) "
+          f"({run_copy}). Pass --layout to choose one.")
 
 
 def test_different_target_modules(cli_runner, tmp_path, base_model):
     make_lora_run(tmp_path / "run", base_model, [10, 20])
     make_lora_run(tmp_path / "other", base_model, [30], targets=["q_proj", "v_proj"])
     shutil.move(tmp_path / "other" / "checkpoint-30", tmp_path / "run" / "checkpoint-30")
-    fails(cli_runner, ["inspect", tmp_path / "run"], "step 30 trains different modules than step 10", "lacks")
+    fails(cli_runner, ["inspect", tmp_path / "run"], "checkpoint at step 30 trains different modules than step 10 "
+          f"(lacks model.layers.0.mlp.down_proj) ({tmp_path / 'run' / 'checkpoint-30'}). All checkpoints of a run "
+          "must share target modules; pass the consistent ones with --checkpoint.")
 
 
 def test_shapes_that_do_not_match_the_base(cli_runner, trl_run, tmp_path):
@@ -63,18 +72,24 @@ def test_shapes_that_do_not_match_the_base(cli_runner, trl_run, tmp_path):
 
     LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
                                  num_attention_heads=2, num_key_value_heads=1)).save_pretrained(tmp_path / "other")
-    fails(cli_runner, ["inspect", trl_run, "--base", tmp_path / "other"], "in the base but", "--base")
+    fails(cli_runner, ["inspect", trl_run, "--base", tmp_path / "other"], "shape of model.layers.0.mlp.down_proj.weight "
+          f"is [16, 24] in the base but [32, 48] in the adapter ({tmp_path / 'other'}). Pass the base model the run "
+          "was trained from with --base.")
 
 
 def test_truncated_safetensors(cli_runner, run_copy):
     path = run_copy / "checkpoint-30" / "adapter_model.safetensors"
     path.write_bytes(path.read_bytes()[:-100])
-    fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file", "checkpoint-30", "corrupt or truncated")
+    fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file: Error while deserializing header: "
+          f"incomplete metadata, file not fully covered ({run_copy / 'checkpoint-30' / 'adapter_model.safetensors'}). "
+          "The file is corrupt or truncated; re-save or re-download this checkpoint.")
 
 
 def test_garbage_safetensors(cli_runner, run_copy):
     (run_copy / "checkpoint-20" / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
-    fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file", "checkpoint-20")
+    fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file: Error while deserializing header: "
+          f"invalid header length ({run_copy / 'checkpoint-20' / 'adapter_model.safetensors'}). The file is corrupt "
+          "or truncated; re-save or re-download this checkpoint.")
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
@@ -84,21 +99,27 @@ def test_non_finite_tensor_names_checkpoint_and_tensor(cli_runner, run_copy, val
     key = "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"
     tensors[key][0, 0] = value
     save_file(tensors, path)
-    fails(cli_runner, ["inspect", run_copy], f"tensor {key} contains NaN or Inf", "checkpoint-40")
+    fails(cli_runner, ["inspect", run_copy], f"tensor {key} contains NaN or Inf ({path}). The run diverged or the "
+          "file is damaged; drop this checkpoint.")
 
 
 def test_duplicate_steps(cli_runner, trl_run):
     fails(cli_runner, ["inspect", "--checkpoint", f"10={trl_run / 'checkpoint-10'}",
-                       "--checkpoint", f"10={trl_run / 'checkpoint-20'}"], "duplicate step 10")
+                       "--checkpoint", f"10={trl_run / 'checkpoint-20'}"],
+          f"duplicate step 10: {trl_run / 'checkpoint-10'} and {trl_run / 'checkpoint-20'}. Remove one of them, or "
+          "list the checkpoints with --checkpoint STEP=PATH.")
 
 
 def test_duplicate_steps_from_trainer_state(cli_runner, run_copy):
     (run_copy / "checkpoint-20" / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
-    fails(cli_runner, ["inspect", run_copy], "duplicate step 10")
+    fails(cli_runner, ["inspect", run_copy],
+          f"duplicate step 10: {run_copy / 'checkpoint-10'} and {run_copy / 'checkpoint-20'}. Remove one of them, or "
+          "list the checkpoints with --checkpoint STEP=PATH.")
 
 
 def test_bad_checkpoint_argument(cli_runner, trl_run):
-    fails(cli_runner, ["inspect", "--checkpoint", str(trl_run / "checkpoint-10")], "is not STEP=PATH")
+    fails(cli_runner, ["inspect", "--checkpoint", str(trl_run / "checkpoint-10")],
+          f"--checkpoint '{trl_run / 'checkpoint-10'}' is not STEP=PATH. Example: --checkpoint 10=runs/a/step10")
 
 
 def test_lora_alpha_zero_is_refused_until_given(cli_runner, run_copy):
@@ -106,7 +127,9 @@ def test_lora_alpha_zero_is_refused_until_given(cli_runner, run_copy):
         config = json.loads((ckpt / "adapter_config.json").read_text())
         config["lora_alpha"] = 0
         (ckpt / "adapter_config.json").write_text(json.dumps(config))
-    fails(cli_runner, ["inspect", run_copy], "lora_alpha 0", "--lora-alpha")
+    fails(cli_runner, ["inspect", run_copy], "adapter_config.json has lora_alpha 0 (as verl's model_merger writes), "
+          f"which would make every update zero ({run_copy / 'checkpoint-10' / 'adapter_config.json'}). Pass the alpha "
+          "used in training with --lora-alpha.")
     result = cli_runner.invoke(cli, ["inspect", str(run_copy), "--lora-alpha", "8", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["lora_alpha"] == 8.0
 
@@ -116,7 +139,9 @@ def test_pickle_adapters_need_opt_in(cli_runner, run_copy):
         tensors = load_file(ckpt / "adapter_model.safetensors")
         torch.save(tensors, ckpt / "adapter_model.bin")
         (ckpt / "adapter_model.safetensors").unlink()
-    fails(cli_runner, ["inspect", run_copy], "pickle", "--allow-pickle")
+    fails(cli_runner, ["inspect", run_copy], "only a pickle file adapter_model.bin was found, and nextx does not "
+          f"unpickle by default ({run_copy / 'checkpoint-10'}). Convert it to safetensors, or pass --allow-pickle to "
+          "load it with torch.load(weights_only=True).")
     result = cli_runner.invoke(cli, ["inspect", str(run_copy), "--allow-pickle", "--json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["modules"]) == 14
@@ -127,23 +152,28 @@ def test_dora_is_refused(cli_runner, run_copy):
     config = json.loads(config_path.read_text())
     config["use_dora"] = True
     config_path.write_text(json.dumps(config))
-    fails(cli_runner, ["inspect", run_copy], "DoRA adapters are not supported", "use_dora=False")
+    fails(cli_runner, ["inspect", run_copy], "DoRA adapters are not supported: the magnitude vector makes the update "
+          f"non-low-rank ({run_copy / 'checkpoint-10' / 'adapter_config.json'}). Train with use_dora=False to use nextx.")
 
 
 def test_incomplete_checkpoint(cli_runner, run_copy):
     (run_copy / "checkpoint-90").mkdir()
-    fails(cli_runner, ["inspect", run_copy], "neither adapter_config.json nor model.safetensors", "checkpoint-90")
+    fails(cli_runner, ["inspect", run_copy], "checkpoint has neither adapter_config.json nor model.safetensors "
+          f"({run_copy / 'checkpoint-90'}). Delete the incomplete checkpoint or point nextx at the directory holding "
+          "the weights.")
 
 
 def test_full_weights_need_a_base(cli_runner, tmp_path, base_model):
     make_full_run(tmp_path / "run", base_model, [10, 20])
-    fails(cli_runner, ["inspect", tmp_path / "run"], "full-weight checkpoints need", "--base")
+    fails(cli_runner, ["inspect", tmp_path / "run"], "full-weight checkpoints need the initial weights W₀ "
+          f"({tmp_path / 'run'}). Pass --base PATH (the model RL started from).")
 
 
 def test_full_weights_against_the_wrong_base(cli_runner, tmp_path, base_model):
     make_full_run(tmp_path / "run", base_model, [10, 20])
     ckpt = tmp_path / "run" / "checkpoint-10"
-    fails(cli_runner, ["inspect", "--checkpoint", f"10={ckpt}", "--base", ckpt], "no 2-D weight differs from the base")
+    fails(cli_runner, ["inspect", "--checkpoint", f"10={ckpt}", "--base", ckpt], "no 2-D weight differs from the "
+          f"base in any checkpoint ({ckpt.parent}). Check that --base is the model the run started from.")
 
 
 def test_unexpected_errors_exit_3_without_traceback(cli_runner, trl_run, monkeypatch):
@@ -166,7 +196,8 @@ def test_predictor_from_another_run(cli_runner, trl_run, tmp_path, base_model):
     pred = tmp_path / "pred"
     assert cli_runner.invoke(cli, ["fit", str(tmp_path / "other"), "-o", str(pred), "--method", "linear"]).exit_code == 0
     fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--predictor", pred, "--coef", "1"],
-          "fitted on a run without module", "nextx fit")
+          "the predictor was fitted on a run without module model.layers.0.mlp.down_proj "
+          f"({tmp_path / 'other'}). Fit a predictor on this run with: nextx fit RUN -o DIR")
     assert not (tmp_path / "out").exists()
 
 
@@ -177,22 +208,25 @@ def test_predictor_with_other_shapes(cli_runner, trl_run, tmp_path):
     meta["fit_info"]["modules"]["model.layers.0.self_attn.q_proj"] = [64, 64]
     (pred / "predictor.json").write_text(json.dumps(meta))
     fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--predictor", pred, "--coef", "1"],
-          "is [32, 32] in this run but [64, 64]")
+          "module model.layers.0.self_attn.q_proj is [32, 32] in this run but [64, 64] in the predictor's run "
+          f"({trl_run}). Fit a predictor on this run with: nextx fit RUN -o DIR")
 
 
 def test_not_a_predictor(cli_runner, trl_run, tmp_path):
     fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--predictor", tmp_path, "--coef", "1"],
-          "not a nextx predictor")
+          f"not a nextx predictor (no predictor.json) ({tmp_path}). Create one with: nextx fit RUN -o DIR")
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--coef", "-1"], "Error: a jump of -10 steps ahead is not a forward jump. Pass --ahead N with N ≥ 0 steps past "
+    (["--coef", "-1"], "a jump of -10 steps ahead is not a forward jump. Pass --ahead N with N ≥ 0 steps past "
                        "the last checkpoint (step 80)."),
-    (["--coef", "nan"], "Error: coefficient α = nan is not a number. Pass --ahead N (steps) instead."),
-    (["--ahead", "-5"], "Error: a jump of -5 steps ahead is not a forward jump."),
-    (["--ahead", "801"], "Error: a jump of 801 steps past step 80 is more than 10× the run's length. Jump at most 800 "
+    (["--coef", "nan"], "coefficient α = nan is not a number. Pass --ahead N (steps) instead."),
+    (["--ahead", "-5"], "a jump of -5 steps ahead is not a forward jump. Pass --ahead N with N ≥ 0 steps past the "
+                        "last checkpoint (step 80)."),
+    (["--ahead", "801"], "a jump of 801 steps past step 80 is more than 10× the run's length. Jump at most 800 "
                          "steps ahead (--to-step ≤ 880); the run has seen 80 steps."),
-    (["--to-step", "50"], "before the last checkpoint"),
+    (["--to-step", "50"], "--to-step 50 is before the last checkpoint (step 80). Extrapolation goes forward: pass a "
+                          "later step."),
 ])
 def test_coefficient_out_of_range(cli_runner, trl_run, tmp_path, args, message):
     fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "linear", *args], message)
@@ -200,18 +234,20 @@ def test_coefficient_out_of_range(cli_runner, trl_run, tmp_path, args, message):
 
 
 def test_too_few_checkpoints_for_the_horizon(cli_runner, trl_run, tmp_path):
-    fails(cli_runner, ["fit", trl_run, "-o", tmp_path / "p", "--horizon", "8"], "needs at least 9 checkpoints",
-          "has 8", "--horizon")
-    fails(cli_runner, ["backtest", trl_run, "--holdout", "3", "--horizon", "5"], "needs at least 9 checkpoints")
+    hint = "Save checkpoints more often, or lower --horizon / --holdout."
+    fails(cli_runner, ["fit", trl_run, "-o", tmp_path / "p", "--horizon", "8"],
+          f"fitting next needs at least 9 checkpoints, the run has 8. {hint}")
+    fails(cli_runner, ["backtest", trl_run, "--holdout", "3", "--horizon", "5"],
+          f"a backtest with --holdout 3 and --horizon 5 needs at least 9 checkpoints, the run has 8. {hint}")
     fails(cli_runner, ["backtest", "--checkpoint", f"10={trl_run / 'checkpoint-10'}", "--methods", "linear",
-                       "--holdout", "1"], "needs at least 3 checkpoints")
+                       "--holdout", "1"], f"a backtest with --holdout 1 needs at least 3 checkpoints, the run has 1. {hint}")
 
 
 def test_output_exists(cli_runner, trl_run, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
     fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "stay", "--coef", "1"],
-          "output already exists", "--force")
+          f"output already exists ({tmp_path / 'out'}). Pass --force to replace it, or choose another -o.")
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
@@ -249,9 +285,11 @@ def test_output_never_touches_the_source_run(cli_runner, run_copy, tmp_path, whe
     the run byte-identical afterwards."""
     before = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
     out = tmp_path / where
-    err = fails(cli_runner, ["extrapolate", run_copy, "-o", out, "--method", "linear", "--ahead", "10", "--force"])
-    assert err.startswith(f"Error: the output would overwrite or add to the run it is read from ({out}).")
-    assert "Write outside" in err
+    protected = {"run": run_copy / "checkpoint-10", "run/checkpoint-80": out, "run/checkpoint-160": run_copy,
+                 "run/checkpoint-80/sub": out.parent, ".": run_copy / "checkpoint-10"}[where]  # the first source it hits
+    fails(cli_runner, ["extrapolate", run_copy, "-o", out, "--method", "linear", "--ahead", "10", "--force"],
+          f"the output would overwrite or add to the run it is read from ({out}). Write outside {protected} "
+          f"(e.g. -o {protected.parent / (protected.name + '-next')}).")
     assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == before
 
 
@@ -273,16 +311,15 @@ def test_format_both_prints_the_adapter_path(cli_runner, trl_run, base_model, tm
 
 def test_error_text_is_printed_literally(cli_runner, tmp_path):
     """User text with rich markup ([/x], [bold red]) is printed as is, never interpreted."""
-    err = fails(cli_runner, ["inspect", tmp_path / "[bold red]x[/]"], "[bold red]x[/]")
-    assert "run directory does not exist" in err
+    fails(cli_runner, ["inspect", tmp_path / "[bold red]x[/]"], f"run directory does not exist ({tmp_path / '[bold red]x[/]'}).")
 
 
 def test_train_refuses_a_non_empty_output(cli_runner, tmp_path):
     (tmp_path / "run" / "checkpoint-10").mkdir(parents=True)
     pytest.importorskip("trl")
     fails(cli_runner, ["train", "-o", tmp_path / "run", "--steps", "1"],
-          "the output directory is not empty: a new run would mix its checkpoints with the old ones",
-          "pass --force to replace it")
+          "the output directory is not empty: a new run would mix its checkpoints with the old ones "
+          f"({tmp_path / 'run'}). Choose another -o, or pass --force to replace it.")
     assert (tmp_path / "run" / "checkpoint-10").is_dir()
 
 
@@ -292,7 +329,8 @@ def test_pickled_adapters_are_refused_by_eval(cli_runner, tmp_path, trl_run):
     adapter.mkdir()
     shutil.copy(trl_run / "checkpoint-10" / "adapter_config.json", adapter)
     (adapter / "adapter_model.bin").write_bytes(b"not unpickled")
-    fails(cli_runner, ["eval", adapter], "the adapter is a pickle (adapter_model.bin); nextx does not unpickle by default")
+    fails(cli_runner, ["eval", adapter], f"the adapter is a pickle (adapter_model.bin); nextx does not unpickle by "
+          f"default ({adapter}). Convert it to safetensors (PEFT: save_pretrained(..., safe_serialization=True)).")
 
 
 def test_integer_lora_factors_are_refused(cli_runner, run_copy):
@@ -301,7 +339,8 @@ def test_integer_lora_factors_are_refused(cli_runner, run_copy):
         tensors = load_file(path)
         save_file({k: v.to(torch.int32) if "lora_A" in k else v for k, v in tensors.items()}, path)
     fails(cli_runner, ["inspect", run_copy], "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight is int32, "
-          "not a float16/bfloat16/float32/float64 LoRA factor", "Dequantize the adapter")
+          f"not a float16/bfloat16/float32/float64 LoRA factor ({run_copy / 'checkpoint-10'}). Dequantize the adapter "
+          "before reading it with nextx.")
 
 
 def test_shard_index_paths_must_stay_inside_the_base(cli_runner, trl_run, base_model, tmp_path):
@@ -313,13 +352,15 @@ def test_shard_index_paths_must_stay_inside_the_base(cli_runner, trl_run, base_m
     (base / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     fails(cli_runner, ["extrapolate", trl_run, "-o", tmp_path / "out", "--method", "linear", "--ahead", "10",
                        "--format", "merged", "--base", base],
-          "the shard index names a file outside the model directory: '../outside/shard.safetensors'")
+          "the shard index names a file outside the model directory: '../outside/shard.safetensors' "
+          f"({base / 'model.safetensors.index.json'}). Shard names must be plain file names inside the directory.")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("url", ["hf://org/run/../../etc", "hf://org/run@main/./x", "hf://org/run/a/../b"])
 def test_hub_subdir_cannot_leave_the_repository(cli_runner, url):
-    fails(cli_runner, ["inspect", url], "SUBDIR must be a path inside the repository")
+    fails(cli_runner, ["inspect", url], f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or "
+          "leading '/').")
 
 
 def test_non_finite_outputs_are_refused(cli_runner, run_copy, tmp_path):
@@ -327,7 +368,7 @@ def test_non_finite_outputs_are_refused(cli_runner, run_copy, tmp_path):
     for step in (10, 20, 30, 40, 50, 60, 70, 80):
         path = run_copy / f"checkpoint-{step}" / "adapter_model.safetensors"
         save_file({k: v * 1e4 * step if "lora_B" in k else v for k, v in load_file(path).items()}, path)
-    err = fails(cli_runner, ["extrapolate", run_copy, "-o", tmp_path / "out", "--method", "linear", "--ahead", "10",
-                             "--dtype", "float16"], "is not finite in float16", "--dtype float32")
-    assert err.startswith("Error: the extrapolated adapter of model.layers.")
+    fails(cli_runner, ["extrapolate", run_copy, "-o", tmp_path / "out", "--method", "linear", "--ahead", "10",
+                       "--dtype", "float16"], "the extrapolated adapter of model.layers.0.mlp.down_proj is not finite in "
+          f"float16 ({run_copy}). Jump less far (--ahead), or write --dtype float32.")
     assert not (tmp_path / "out").exists()
