@@ -98,7 +98,10 @@ class Run:
         named = (self.lora.raw.get("base_model_name_or_path") if self.lora is not None else None) or None
         if not named:
             return None
-        path = resolve_model(named)
+        key = ("base_model", named)  # resolved once: a Hub id means a snapshot lookup
+        if key not in self._files:
+            self._files[key] = resolve_model(named)
+        path = self._files[key]
         return path if path.is_dir() else None
 
     def deltas(self, name: str, *, lazy: bool = False) -> FactorStack | DenseStack:

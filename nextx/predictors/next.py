@@ -108,7 +108,7 @@ class NExt(Predictor):
 
     @classmethod
     def planned_epochs(cls, hparams: dict) -> int:
-        epochs = hparams.get("epochs", 1000)
+        epochs = hparams.get("epochs", next(p.default for p in cls.params if p.name == "epochs"))
         return AUTO_EPOCHS_MAX if epochs == "auto" else int(epochs)
 
     def __init__(self, horizon: int = 5, **hparams):

@@ -170,6 +170,16 @@ def lora_layers(model) -> dict[str, torch.nn.Module]:
             if hasattr(module, "lora_A") and module.active_adapters}
 
 
+def live_factors(layer) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
+    """(A, B, scaling, is_embedding) of a PEFT LoRA layer's active adapter: the parameters themselves
+    (``lora_embedding_A/B`` for an Embedding, ``lora_A/B.weight`` otherwise)."""
+    adapter = layer.active_adapters[0]
+    embedding = adapter in getattr(layer, "lora_embedding_A", {})
+    if embedding:
+        return layer.lora_embedding_A[adapter], layer.lora_embedding_B[adapter], layer.scaling[adapter], True
+    return layer.lora_A[adapter].weight, layer.lora_B[adapter].weight, layer.scaling[adapter], False
+
+
 @torch.no_grad()
 def add_to_base(layer, left: torch.Tensor, right: torch.Tensor) -> None:
     """The layer's frozen base weight W₀ ← W₀ + L·R (formed in float64, added in the weight's dtype)."""
@@ -184,13 +194,9 @@ def load_into_live_model(model, extrapolation) -> dict[str, float]:
     errors = {}
     for name, stack, update in extrapolation.module_updates():
         layer = layers[name]
-        adapter = layer.active_adapters[0]
         spec = extrapolation.run.modules[name]
-        if spec.embedding:
-            lora_A, lora_B = layer.lora_embedding_A[adapter], layer.lora_embedding_B[adapter]
-        else:
-            lora_A, lora_B = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
-        rank, scaling = lora_A.shape[0], layer.scaling[adapter]
+        lora_A, lora_B, scaling, _ = live_factors(layer)
+        rank = lora_A.shape[0]
         left, right = factors_of(stack, update)
         if spec.transposed:
             left, right = right.T, left.T
@@ -231,11 +237,7 @@ def merge_and_restart_lora(model, offsets: dict, seed: int) -> None:
     ``seed`` (the global random streams are left alone)."""
     generator = torch.Generator().manual_seed(seed)
     for name, layer in lora_layers(model).items():
-        adapter = layer.active_adapters[0]
-        embedding = adapter in getattr(layer, "lora_embedding_A", {})
-        lora_A = layer.lora_embedding_A[adapter] if embedding else layer.lora_A[adapter].weight
-        lora_B = layer.lora_embedding_B[adapter] if embedding else layer.lora_B[adapter].weight
-        scaling = layer.scaling[adapter]
+        lora_A, lora_B, scaling, embedding = live_factors(layer)
         if embedding or getattr(layer, "fan_in_fan_out", False):  # the weight holds (s·B·A)ᵀ
             left, right = lora_A.double().T, scaling * lora_B.double().T
         else:
