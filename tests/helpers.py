@@ -167,3 +167,12 @@ KNOWN_DYNAMICS = {
     "saturating": rank1_dynamics(lambda t: 5.0 * (1 - math.exp(-t / 100))),
     "rotating": rank1_dynamics(lambda t: 0.05 * t, omega=0.01),
 }
+
+
+def raises_whole(kind: type[BaseException], message: str):
+    """``pytest.raises`` that compares the exception's whole text, not a fragment of it."""
+    import re
+
+    import pytest
+
+    return pytest.raises(kind, match=f"^{re.escape(message)}$")

@@ -4,6 +4,7 @@ the annealed mixture, the rule-based generator of the embedded addition task, th
 import json
 
 import pytest
+from helpers import raises_whole
 
 from nextx.errors import NextxError
 from nextx.train.dgo.bank import ExperienceBank
@@ -15,6 +16,7 @@ from nextx.train.dgo.schedule import experience_share, with_experience
 CARRY = render("adding multi-digit numbers", "a column sums to ten or more",
                "write its ones digit and carry one into the next column")
 NO_CARRY = render("adding multi-digit numbers", "no column sums to ten or more", "add each column on its own, no carry")
+BANK_LINE = 'Each line: {"text": "WHEN … IF … THEN …", "source": …, "round": …, "score": …}'
 FORMAT = render("answering an addition", "the answer is not a plain number", "write only the digits of the sum")
 
 
@@ -63,10 +65,10 @@ def test_bank_renewal_adds_replaces_and_rejects_by_similarity_and_validation(tmp
 def test_bank_file_errors_name_the_line(tmp_path):
     path = tmp_path / "bank.jsonl"
     path.write_text(json.dumps({"text": CARRY}) + '\n{"txt": 1}\n')
-    with pytest.raises(NextxError, match="line 2 of the experience bank is not an experience object"):
+    with raises_whole(NextxError, f"line 2 of the experience bank is not an experience object ({path}). " + BANK_LINE):
         ExperienceBank.load(path)
     path.write_text('{"text": "carry the one"}\n')
-    with pytest.raises(NextxError, match="line 1 of the experience bank is not a WHEN … IF … THEN … line"):
+    with raises_whole(NextxError, f"line 1 of the experience bank is not a WHEN … IF … THEN … line ({path}). " + BANK_LINE):
         ExperienceBank.load(path)
 
 
@@ -76,7 +78,7 @@ def test_annealed_mixture_follows_the_paper_schedule_exactly():
         chosen = with_experience(16, share, seed=3)
         assert len(chosen) == expected and chosen <= set(range(16))
     assert with_experience(16, 0.5, seed=3) == with_experience(16, 0.5, seed=3)
-    with pytest.raises(ValueError):
+    with raises_whole(ValueError, "experience share must be in [0, 1], not 1.5"):
         with_experience(4, 1.5, seed=0)
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import load_lora_delta, make_full_run, make_lora_run
+from helpers import load_lora_delta, make_full_run, make_lora_run, raises_whole
 from safetensors.torch import load_file
 
 from nextx import load_run
@@ -216,9 +216,9 @@ def test_failed_writes_leave_nothing(trl_run, tmp_path, monkeypatch, exc):
 
     monkeypatch.setattr(module, "save_file", broken)
     run = load_run(trl_run)
-    with pytest.raises(type(exc)):
+    with pytest.raises(type(exc)) as caught:
         extrapolate(run, fit(run, "linear"), coef=1.0).save_adapter(tmp_path / "out")
-    assert list(tmp_path.iterdir()) == []
+    assert caught.value is exc and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("out of memory"), KeyboardInterrupt()])
@@ -237,9 +237,9 @@ def test_failed_merged_writes_leave_nothing(trl_run, base_model, tmp_path, monke
     run = load_run(trl_run, base=base_model)
     out_dir = tmp_path / "outs"
     out_dir.mkdir()
-    with pytest.raises(type(exc)):
+    with pytest.raises(type(exc)) as caught:
         extrapolate(run, fit(run, "linear"), coef=1.0).save_merged(out_dir / "merged", shard_size="20KB")
-    assert list(out_dir.iterdir()) == []
+    assert caught.value is exc and list(out_dir.iterdir()) == []
 
 
 def test_known_trajectories_give_the_same_output(trl_run, tmp_path):
@@ -254,7 +254,8 @@ def test_known_trajectories_give_the_same_output(trl_run, tmp_path):
     reused = extrapolate(run, predictor, coef=1.5, traj=traj).save_adapter(tmp_path / "reused")
     a, b = load_file(fresh / "adapter_model.safetensors"), load_file(reused / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
-    with pytest.raises(PredictorError, match="steps"):
+    with raises_whole(PredictorError, "the trajectories given are of steps [10, 20, 30], the run has "
+                                    "[10, 20, 30, 40, 50, 60, 70, 80]. Compute them on this run: nextx.trajectories(run)."):
         extrapolate(run, predictor, coef=1.5, traj=traj.prefix(3))
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import raises_whole
 from hub_server import TOKEN, HubState, start_server
 
 from nextx import load_run
@@ -178,7 +179,7 @@ def test_parse_hub_url_refuses_paths_leaving_the_repo():
     from nextx.errors import RunLayoutError
 
     for url in ("hf://org/run/../x", "hf://org/run//etc", "hf://org/run/a/./b"):
-        with pytest.raises(RunLayoutError, match="SUBDIR must be a path inside the repository"):
+        with raises_whole(RunLayoutError, f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or leading '/')."):
             parse_hub_url(url)
 
 

@@ -6,7 +6,14 @@ import shutil
 
 import pytest
 import torch
-from helpers import load_lora_delta, make_full_run, make_lora_run, save_gpt2_base, save_lora_checkpoints
+from helpers import (
+    load_lora_delta,
+    make_full_run,
+    make_lora_run,
+    raises_whole,
+    save_gpt2_base,
+    save_lora_checkpoints,
+)
 
 from nextx import load_run
 from nextx.errors import NextxError
@@ -85,7 +92,8 @@ def test_explicit_checkpoints(trl_run):
 def test_layout_can_be_forced(tmp_path, base_model):
     make_lora_run(tmp_path / "run", base_model, [10, 20])
     shutil.copytree(tmp_path / "run" / "checkpoint-10", tmp_path / "run" / "global_step_99")
-    with pytest.raises(NextxError, match="mixed checkpoint layouts"):
+    with raises_whole(NextxError, f"mixed checkpoint layouts: trl (checkpoint-10) and verl (global_step_99) ({tmp_path / 'run'}). "
+                                  "Pass --layout to choose one."):
         load_run(tmp_path / "run")
     assert load_run(tmp_path / "run", layout="trl").steps == [10, 20]
 

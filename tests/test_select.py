@@ -6,6 +6,7 @@ import math
 import sys
 
 import pytest
+from helpers import raises_whole
 
 from nextx import load_run
 from nextx.choose import choose_jump, select_by_reward
@@ -19,7 +20,8 @@ def test_paired_standard_error_on_a_known_case():
     delta, se = paired_difference(x, y)  # d = [0, 1, 0, 0, 0]: mean 0.2, sd √0.2
     assert delta == pytest.approx(0.2) and se == pytest.approx(math.sqrt(0.2) / math.sqrt(5))
     assert paired_difference(Score(0.5), y) == (pytest.approx(0.1), None)
-    with pytest.raises(ScoreError, match="same items"):
+    with raises_whole(ScoreError, "paired scores need the same items: 2 vs 5 per-item scores. "
+                                "The evaluation must score the same items, in the same order, every time."):
         paired_difference(Score(0.5, [1, 0]), y)
 
 
@@ -95,9 +97,11 @@ def test_eval_cmd_and_function_scores_reach_the_table(cli_runner, trl_run, tmp_p
     (tmp_path / "my_scores.py").write_text("def score(path):\n    return {'score': 1.0 if path else 0.0}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert FunctionScorer("my_scores:score").score_path(tmp_path).mean == 1.0
-    with pytest.raises(ScoreError, match="is not of the form package.module:function"):
+    with raises_whole(ScoreError, "--eval 'my_scores' is not of the form package.module:function. "
+                                "Example: --eval my_evals.math:score"):
         FunctionScorer("my_scores")
-    with pytest.raises(ScoreError, match="has no"):
+    with raises_whole(ScoreError, "--eval-cmd 'python eval.py' has no {path}. "
+                                "Example: --eval-cmd 'python my_eval.py {path}'"):
         CommandScorer("python eval.py")
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import load_lora_delta
+from helpers import load_lora_delta, raises_whole
 
 from nextx import load_run
 from nextx.cli.main import cli
@@ -147,13 +147,16 @@ def test_reset_adam_moments_clears_the_wrapped_state():
 def test_config_rejects_bad_combinations():
     from nextx.errors import NextxError
 
-    with pytest.raises(NextxError, match="not a multiple of --save-every"):
+    with raises_whole(NextxError, "--next-at 15 is not a multiple of --save-every 10. "
+                                  "NExt jumps right after a checkpoint is saved."):
         GRPORunConfig(output_dir="x", next_at=15, save_every=10)
-    with pytest.raises(NextxError, match="needs 4"):
+    with raises_whole(NextxError, "--next-at 20 leaves 2 checkpoints, NExt with horizon 3 needs 4. "
+                                  "Jump later, save more often, or lower the horizon."):
         GRPORunConfig(output_dir="x", next_at=20, save_every=10, next_horizon=3)
-    with pytest.raises(NextxError, match="neither a number of steps nor 'auto'"):
+    with raises_whole(NextxError, "--next-ahead 'far' is neither a number of steps nor 'auto'."):
         GRPORunConfig(output_dir="x", next_at=40, save_every=10, next_ahead="far")
-    with pytest.raises(NextxError, match="needs a built-in --task"):
+    with raises_whole(NextxError, "--next-select reward needs a built-in --task (its verifier scores the candidates). "
+                                  "Use --next-select weights, or NExtCallback(select='reward', scorer=...) in Python."):
         GRPORunConfig(output_dir="x", task=None, dataset="d.jsonl", next_at=40, save_every=10, next_select="reward")
 
 
@@ -336,7 +339,7 @@ def test_merge_jumps_restart_lora_and_adam_exactly_and_damping_shortens_later_ju
         for i, step, coef in ((1, 2, 1.0), (2, 3, 0.5)):
             assert torch.allclose(after[step][0][name], true[i] + coef * (true[i] - true[i - 1]), rtol=0, atol=1e-6)
     assert all(before[s][1] > 0 and after[s][1] == 0 for s in (2, 3))  # Adam restarted at each jump
-    with pytest.raises(ValueError, match="damping"):
+    with raises_whole(ValueError, "damping must be in (0, 1], not 0"):
         NExtCallback(at=2, damping=0)
 
 

@@ -23,6 +23,7 @@ from nextx.io.write import atomic_write_text
 from nextx.train.dgo.experience import Experience, is_experience
 
 SIMILARITY_THRESHOLD = 0.8
+BANK_LINE = 'Each line: {"text": "WHEN … IF … THEN …", "source": …, "round": …, "score": …}'
 
 
 @dataclass
@@ -62,10 +63,10 @@ class ExperienceBank:
                                           None if row.get("score") is None else float(row["score"])))
             except (ValueError, KeyError, TypeError):
                 raise NextxError(f"line {number} of the experience bank is not an experience object", path=path,
-                                 hint='Each line: {"text": "WHEN … IF … THEN …", "source": …, "round": …, '
-                                      '"score": …}') from None
+                                 hint=BANK_LINE) from None
             if not is_experience(entries[-1].text):
-                raise NextxError(f"line {number} of the experience bank is not a WHEN … IF … THEN … line", path=path)
+                raise NextxError(f"line {number} of the experience bank is not a WHEN … IF … THEN … line", path=path,
+                                 hint=BANK_LINE)
         return cls(entries)
 
     def save(self, path: str | Path) -> Path:
