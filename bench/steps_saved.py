@@ -30,15 +30,10 @@ def _one_seed(out: Path, config: DemoConfig, seed: int, threads: int) -> tuple[i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
+    parser = seeds_parser(__doc__, "e.g. --set prompts_per_step=32")
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms")
     parser.add_argument("--task", default="addition")
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (1 torch thread each when > 1)")
-    parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="a demo or GRPO setting, e.g. --set prompts_per_step=32 (repeatable)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="nextx-steps-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -72,6 +67,17 @@ def main() -> None:
               f"{_ci(100 * delta['mean'], [None if v is None else 100 * v for v in delta['ci95']], '', 1)} | "
               f"{a['jumped']}/{len(config.seeds)} | {a['wall_seconds']:.0f} |")
     print(f"\n{report['headline']}\nruns, report.json and accuracy.png in {root}")
+
+
+def seeds_parser(doc: str, set_example: str) -> argparse.ArgumentParser:
+    """The options every paired-seeds bench takes: --seeds, --jobs, --out, --set FIELD=VALUE."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (1 torch thread each when > 1)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help=f"a demo, GRPO or DGO setting, {set_example} (repeatable)")
+    return parser
 
 
 def with_settings(config: DemoConfig, settings: list[str]) -> DemoConfig:

@@ -45,8 +45,9 @@ def test_bank_renewal_adds_replaces_and_rejects_by_similarity_and_validation(tmp
     seen = []
     useful = {NO_CARRY: 0.05, FORMAT: 0.0}
 
-    def score(texts):
-        seen.append(list(texts))
+    def score(candidate_bank):
+        texts = candidate_bank.texts
+        seen.append(texts)
         return 0.5 + sum(useful.get(t, 0.0) for t in texts) + (0.02 if CARRY.replace("one", "1") in texts else 0)
 
     near = CARRY.replace("one", "1")
@@ -56,7 +57,9 @@ def test_bank_renewal_adds_replaces_and_rejects_by_similarity_and_validation(tmp
     assert decisions[0].similarity < 0.8 <= decisions[2].similarity and decisions[2].nearest == 0
     assert bank.texts == [near, NO_CARRY] and bank.entries[0].score == pytest.approx(0.57)
     assert seen == [[CARRY], [CARRY, NO_CARRY], [CARRY, NO_CARRY, FORMAT], [near, NO_CARRY]]
-    assert bank.retrieve("ones digit carry 9+8", k=1) == [near]
+    assert bank.retrieve(["ones digit carry 9+8"], k=1) == [[near]]
+    assert bank.retrieve(["12+35=", "19+27="], k=1) == [[NO_CARRY], [near]]  # by the nearest source problem
+    assert bank.retrieve(["12+35="], k=0) == [[]] and ExperienceBank().retrieve(["1+1="]) == [[]]
     path = bank.save(tmp_path / "bank.jsonl")
     again = ExperienceBank.load(path)
     assert again.entries == bank.entries
@@ -107,3 +110,147 @@ def test_cli_prints_a_bank(tmp_path, cli_runner):
     (tmp_path / "bad.jsonl").write_text("not json\n")
     result = cli_runner.invoke(cli, ["dgo", "bank", str(tmp_path / "bad.jsonl")])
     assert result.exit_code == 1 and "line 1 of the experience bank is not an experience object" in result.stderr
+
+
+def _rollout(problem, completion, answer, experiences="", reward=None):
+    row = {"problem": problem, "answer": answer, "experiences": experiences,
+           "prompts": (experiences + "\n" if experiences else "") + problem}
+    return row, completion, float(completion == answer) if reward is None else reward
+
+
+def test_guided_trajectories_keep_right_distinct_shortest_top_k():
+    from nextx.train.dgo.loop import guided_trajectories
+
+    rollouts = [_rollout("47+38=", "85", "85", CARRY), _rollout("47+38=", "85", "85", CARRY),
+                _rollout("47+38=", " 85", "85", CARRY, reward=1.0), _rollout("47+38=", "075", "85", CARRY, reward=1.0),
+                _rollout("47+38=", "84", "85", CARRY), _rollout("12+34=", "46", "46")]  # plain: not guided
+    kept = guided_trajectories(rollouts, top_k=2)
+    assert [(g.problem, g.completion, g.prompt, g.experiences) for g in kept] == [
+        ("47+38=", "85", CARRY + "\n47+38=", [CARRY]), ("47+38=", " 85", CARRY + "\n47+38=", [CARRY])]
+
+
+def test_distillation_mixture_has_the_beta_share():
+    from nextx.train.dgo.loop import mixture
+
+    rewrites = [(f"{i}+1=", str(i + 1)) for i in range(6)]
+    guided = [(f"x\n{i}+2=", str(i + 2)) for i in range(2)]
+    mixed = mixture(rewrites, guided, beta=0.5, seed=0)
+    assert len(mixed) == 8 and sum(p in rewrites for p in mixed) == 4 and sum(p in guided for p in mixed) == 4
+    assert set(mixed) >= set(guided)  # the smaller pool is drawn whole, then with replacement
+    assert mixture(rewrites, [], 0.5, 0) == rewrites and mixture([], guided, 0.5, 0) == guided
+    assert mixture(rewrites, guided, beta=0.25, seed=0).count(rewrites[0]) <= 1
+    assert sum(p in rewrites for p in mixture(rewrites, guided, beta=0.25, seed=0)) == 2
+
+
+def test_renewal_candidates_are_new_distinct_and_capped():
+    from nextx.train.dgo.loop import candidates_from
+
+    bank = ExperienceBank([Experience(CARRY, "47+38=", 0)])
+    rollouts = [_rollout("47+38=", "85", "85"), _rollout("12+34=", "46", "46"), _rollout("12+34=", "46", "46"),
+                _rollout("12+34=", "x", "46")]
+    found = candidates_from(rollouts, RuleGenerator(), bank, limit=5, seed=0, round_=2)
+    assert sorted(e.text for e in found) == sorted([NO_CARRY, FORMAT])  # CARRY is in the bank already
+    assert {e.round for e in found} == {2} and {e.source for e in found} == {"12+34="}
+    assert len(candidates_from(rollouts, RuleGenerator(), bank, limit=1, seed=0, round_=2)) == 1
+
+
+def test_reward_function_records_every_rollout_with_its_row():
+    from nextx.train.grpo import _reward_function
+
+    record = []
+    reward = _reward_function(None, "exact", record)
+    values = reward(["85", "84"], ["85", "85"], prompts=["p", "p"], problem=["47+38=", "47+38="],
+                    experiences=["", ""], trainer_state=object(), completion_ids=[[1], [2]])
+    assert values == [1.0, 0.0]
+    assert record == [({"answer": "85", "prompts": "p", "problem": "47+38=", "experiences": ""}, "85", 1.0),
+                      ({"answer": "85", "prompts": "p", "problem": "47+38=", "experiences": ""}, "84", 0.0)]
+
+
+@pytest.fixture(scope="module")
+def dgo_tiny(nextx_cache):
+    """DGO's packaged tiny model (reads experience lines); nothing is built."""
+    pytest.importorskip("trl")
+    from nextx.train.tiny_model import ASSETS, tiny_model_path
+
+    path = tiny_model_path("addition", experiences=True)
+    assert path.parent == ASSETS
+    return path
+
+
+def test_distillation_sft_learns_its_pairs_from_the_base(tmp_path, dgo_tiny):
+    """The internalisation step: TRL's SFTTrainer from the base on (prompt, completion) pairs, loss
+    on the completion: afterwards the model answers those prompts with those completions."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from nextx.train.config import GRPORunConfig
+    from nextx.train.dgo.loop import distil
+    from nextx.train.evaluate import greedy_completions
+
+    pairs = [("47+38=", "58"), (CARRY + "\n12+34=", "64")] * 16  # deliberately wrong sums: learnt, not known
+    config = GRPORunConfig(output_dir=str(tmp_path), dgo_sft_lr=3e-3, dgo_sft_epochs=4, dgo_sft_batch=8)
+    out = distil(str(dgo_tiny), pairs, tmp_path / "distilled", config)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    assert greedy_completions(model, tokenizer, ["47+38=", CARRY + "\n12+34="], 4) == ["58", "64"]
+    base = AutoModelForCausalLM.from_pretrained(dgo_tiny)
+    assert greedy_completions(base, AutoTokenizer.from_pretrained(dgo_tiny), ["47+38="], 4) != ["58"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["distilled"]  # no scratch left behind
+
+
+def test_short_dgo_run_end_to_end_with_next_jumps(tmp_path, dgo_tiny, cli_runner):
+    """Two DGO iterations on the embedded model through `nextx train --algo dgo`: annealed shares,
+    renewal by validation, rewrite + SFT from the base starting iteration 2, NExt jumping inside each
+    RL phase, and the last iteration a run every nextx command reads."""
+    from nextx import load_run
+    from nextx.cli.main import cli
+
+    out = tmp_path / "dgo"
+    args = ["train", "-o", str(out), "--algo", "dgo", "--steps", "4", "--save-every", "1", "--prompts-per-step", "4",
+            "--num-generations", "4", "--lr", "3e-3", "--dgo-iterations", "2", "--dgo-validation-size", "20",
+            "--dgo-initial", "16", "--dgo-candidates", "2", "--dgo-sft-epochs", "1", "--dgo-sft-batch", "8",
+            "--next-at", "2", "--method", "linear", "--horizon", "1", "--next-ahead", "1"]
+    result = cli_runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(out / "iteration-2")
+    record = json.loads((out / "nextx-dgo.json").read_text())
+    first, second = record["iterations"]
+    assert (first["share"], first["guided_prompts"], second["share"], second["guided_prompts"]) == (1.0, 16, 0.5, 8)
+    assert first["rollouts"] == 16 * 4 and first["guided_kept"] > 0 and first["rewrites_kept"] > 0
+    assert len(first["renewal"]) == first["candidates"] and all(
+        d["action"] in ("added", "replaced", "rejected") for d in first["renewal"])
+    assert first["distilled"]["path"] == str(out / "distilled-1") == second["model"] and "distilled" not in second
+    adapter = json.loads((out / "iteration-2" / "checkpoint-4" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(out / "distilled-1")
+    for k in (1, 2):
+        train_record = json.loads((out / f"iteration-{k}" / "nextx-train.json").read_text())
+        assert [j["step"] for j in train_record["jumps"] if j.get("jumped", True)] == [2]
+        assert ExperienceBank.load(out / f"iteration-{k}" / "experience_bank.jsonl").entries
+    assert load_run(out / "iteration-2").steps == [1, 2, 3, 4]
+    bank = cli_runner.invoke(cli, ["dgo", "bank", str(out), "--json"])
+    assert bank.exit_code == 0 and len(json.loads(bank.stdout)["entries"]) == record["iterations"][-1]["bank"]
+
+
+def test_dgo_report_pairs_each_seed_and_states_intervals():
+    """DGO's checkpoints on GRPO's isotonic curve (as a jump at step 0), final accuracy differences
+    paired by seed, intervals over seeds; DGO 50 steps ahead (capped at GRPO's end) saves 50 at each
+    checkpoint up to 250, 25 at 275 and 0 at 300: (10·50 + 25) / 12."""
+    from nextx.train.dgo.compare import build_dgo_report
+
+    def grpo(offset):
+        return {s: 0.3 + 0.001 * s + offset for s in range(0, 301, 25)}
+
+    results = {}
+    for seed, offset in enumerate((0.0, 0.01, -0.01, 0.02, 0.0)):
+        vanilla = grpo(offset)
+        ahead = {s: 0.3 + 0.001 * min(s + 50, 300) + offset for s in range(0, 301, 25)}
+        results[str(seed)] = {"curves": {"grpo": vanilla, "dgo": ahead}, "guided": ahead[300] + 0.02,
+                              "seconds": {"grpo": 50.0, "dgo": 80.0}}
+    report = build_dgo_report({"steps": 100}, results)
+    assert report["per_seed"]["0"]["steps_saved"] == pytest.approx(525 / 12)
+    assert report["summary"]["steps_saved"]["mean"] == pytest.approx(525 / 12)
+    assert report["summary"]["steps_saved"]["se"] == pytest.approx(0.0, abs=1e-9)  # the same 50-step lead in every seed
+    assert report["final_accuracy_delta"]["mean"] == pytest.approx(0.0)
+    assert report["final_guided_accuracy_delta"]["mean"] == pytest.approx(0.02)
+    assert report["final_accuracy"]["3"] == {"grpo": pytest.approx(0.62), "dgo": pytest.approx(0.62),
+                                             "dgo_guided": pytest.approx(0.64)}
+    assert report["headline"].startswith("dgo vs grpo: saves steps — steps saved +")
+    assert report["headline"].endswith("with experiences at test time +2.0 points (95% CI +2.0 to +2.0).")

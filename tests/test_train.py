@@ -245,16 +245,17 @@ def test_full_default_demo_command(tmp_path, nextx_cache, cli_runner):
         assert vanilla["400"] - vanilla["0"] >= 0.05
 
 
-def test_the_packaged_tiny_model_matches_its_recipe(nextx_cache):
-    """The shipped model is the current recipe's (else every demo and test session rebuilds it)."""
-    from dataclasses import asdict
-
+@pytest.mark.parametrize("experiences", [False, True])
+def test_the_packaged_tiny_models_match_their_recipes(nextx_cache, experiences):
+    """The shipped models are the current recipes' (else every demo and test session rebuilds them)."""
     from nextx.train.tiny_model import ASSETS, tiny_model_path
 
-    path = tiny_model_path("addition")
+    path = tiny_model_path("addition", experiences=experiences)
     assert path.parent == ASSETS and not list(nextx_cache.iterdir())  # nothing built
     recorded = json.loads((path / "nextx-recipe.json").read_text())
-    assert {k: recorded[k] for k in asdict(TinyRecipe())} == asdict(TinyRecipe())
+    expected = TinyRecipe(experiences=experiences).recorded()
+    assert {k: recorded.get(k) for k in expected} == expected
+    assert ("experiences" in recorded) == experiences  # the plain recipe's hash, and file, are unchanged
 
 
 def _effective(model) -> dict[str, torch.Tensor]:

@@ -8,8 +8,6 @@ import click
 
 from nextx.cli.common import console, emit_json
 
-BANK_FILE = "experience_bank.jsonl"
-
 
 @click.group("dgo")
 def dgo_group() -> None:
@@ -27,7 +25,7 @@ def bank_cmd(path, as_json):
       nextx dgo bank runs/dgo
       nextx dgo bank runs/dgo/experience_bank.jsonl --json
     """
-    from nextx.train.dgo.bank import ExperienceBank
+    from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
 
     file = Path(path) / BANK_FILE if Path(path).is_dir() else Path(path)
     bank = ExperienceBank.load(file)

@@ -75,6 +75,7 @@ def settings_options(func):
 @click.option("--json", "as_json", is_flag=True, help="Print nextx-train.json (config, seconds, jumps) on stdout.")
 def train_cmd(out, settings, force, as_json):
     """Train GRPO + LoRA (TRL); checkpoints in OUT/checkpoint-N. NExt in the loop with --next-at.
+    With --algo dgo: DGO's iterations in OUT/iteration-K (--steps each); prints the last one's run.
 
     \b
     Examples:
@@ -82,9 +83,9 @@ def train_cmd(out, settings, force, as_json):
       nextx train -o runs/grpo-next --steps 300 --save-every 25 --next-at 150 --next-ahead 100 --next-lr 3e-4
       nextx train -o runs/grpo-sel --steps 300 --save-every 25 --next-at 150 --method auto --next-select reward
       nextx train -o runs/resumed --init-adapter runs/grpo-jump
+      nextx train -o runs/dgo --algo dgo --steps 100 --dgo-iterations 3
     """
     require_train_extra()
-    from nextx.train.grpo import train
 
     if Path(out).exists() and any(Path(out).iterdir()):
         if not force:
@@ -96,9 +97,18 @@ def train_cmd(out, settings, force, as_json):
     if "dataset" in settings:
         settings.setdefault("task", None)  # a dataset replaces the default task
     config = GRPORunConfig(output_dir=out, **settings)
-    run_dir = train(config, log=_log, console=console)
+    if config.algo == "dgo":
+        from nextx.train.dgo.loop import RECORD_FILE, train_dgo
+
+        run_dir = train_dgo(config, log=_log, console=console)
+        record = Path(out) / RECORD_FILE
+    else:
+        from nextx.train.grpo import train
+
+        run_dir = train(config, log=_log, console=console)
+        record = run_dir / "nextx-train.json"
     if as_json:
-        emit_json({"output": str(run_dir), **json.loads((run_dir / "nextx-train.json").read_text())})
+        emit_json({"output": str(run_dir), **json.loads(record.read_text())})
     else:
         click.echo(str(run_dir))
 
@@ -136,9 +146,11 @@ def eval_cmd(checkpoint, task, base, as_json):
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds (≥ 5 for a claim).")
 @click.option("--arms", default="trend-every", show_default=True,
               help="Comma-separated jump arms: " + ", ".join(ARMS) + " (-offset: exact jump into the base).")
+@click.option("--algo", type=click.Choice(["grpo", "dgo"]), default="grpo", show_default=True,
+              help="dgo: GRPO vs DGO (3 iterations of --steps, default 100) instead of jump arms.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout.")
-def demo_cmd(out, task, steps, seeds, arms, force, as_json):
+def demo_cmd(out, task, steps, seeds, arms, algo, force, as_json):
     """Vanilla GRPO vs GRPO with a jump on the embedded tiny model: steps saved, with a 95% interval.
 
     Every arm is paired with a vanilla run of the same seed (identical up to the jump); accuracy is
@@ -149,6 +161,7 @@ def demo_cmd(out, task, steps, seeds, arms, force, as_json):
     Examples:
       nextx demo
       nextx demo -o demo-out --seeds 0,1,2,3,4 --arms next,reward --json
+      nextx demo -o demo-dgo --algo dgo --seeds 0,1,2,3,4
     """
     require_train_extra()
     from dataclasses import replace
@@ -157,6 +170,9 @@ def demo_cmd(out, task, steps, seeds, arms, force, as_json):
     from nextx.train.demo import DemoConfig, run_demo
 
     seed_list = _int_list(seeds, "--seeds")
+    if algo == "dgo":
+        _demo_dgo(out, DemoConfig(task=task), steps, tuple(seed_list), force, as_json)
+        return
     arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())
     for arm in arm_list:
         if arm not in ARMS:
@@ -168,6 +184,30 @@ def demo_cmd(out, task, steps, seeds, arms, force, as_json):
     with atomic_output_dir(out, force=force) as tmp:
         report = run_demo(tmp, config, log=_log, console=console)
     _render_demo(report, Path(out))
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(str(Path(out) / "report.json"))
+
+
+def _demo_dgo(out: str, demo, steps: int | None, seeds: tuple[int, ...], force: bool, as_json: bool) -> None:
+    from nextx.io.write import atomic_output_dir
+    from nextx.train.dgo.compare import DEMO_STEPS, compare
+
+    settings = {**demo.settings(), "next_at": None, "next_ahead": None, "steps": steps or DEMO_STEPS}
+    with atomic_output_dir(out, force=force) as tmp:
+        report = compare(tmp, settings, seeds, log=_log, console=console)
+    from rich.table import Table
+
+    table = Table(title=f"GRPO vs DGO, {len(seeds)} seed(s), exact accuracy on the test population",
+                  title_justify="left")
+    for column in ("seed", "GRPO final", "DGO final", "DGO final, guided", "steps saved"):
+        table.add_column(column, justify="right")
+    for seed, final in report["final_accuracy"].items():
+        table.add_row(seed, f"{final['grpo']:.1%}", f"{final['dgo']:.1%}", f"{final['dgo_guided']:.1%}",
+                      f"{report['per_seed'][seed]['steps_saved']:+.0f}")
+    console.print(table)
+    console.print(f"[bold]{report['headline']}[/]")
     if as_json:
         emit_json(report)
     else:

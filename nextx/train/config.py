@@ -66,6 +66,30 @@ class GRPOSettings:
                            choices=("offset", "refactor", "merge"))
     next_damping: float = knob(1.0, "With --next-every: the k-th jump goes damping^k × --next-ahead.", minimum=0,
                                maximum=1)
+    epsilon_high: float | None = knob(None, "Clip-higher: the upper clip ε (default: TRL's ε = 0.2; DGO: 0.28).",
+                                      minimum=0)
+    # DGO (arXiv 2603.24093): `steps` is per iteration; defaults are the paper's where it gives them
+    algo: str = knob("grpo", "grpo, or dgo: K iterations of GRPO on experience-guided prompts, bank renewal and "
+                     "rewrite + SFT from the base.", choices=("grpo", "dgo"))
+    dgo_iterations: int = knob(3, "DGO iterations K.", minimum=1)
+    dgo_schedule: str = knob("1.0,0.5,0.25", "Share of experience-guided prompts per iteration (the last repeats).")
+    dgo_experiences: int = knob(1, "Experiences retrieved per guided prompt.", minimum=1)
+    dgo_similarity: float = knob(0.8, "Renewal: a new experience below this cosine similarity to the bank is an "
+                                 "addition, else a replacement of its nearest entry.", minimum=0, maximum=1)
+    dgo_validation_size: int = knob(200, "Validation prompts scoring each renewal candidate.", minimum=10)
+    dgo_candidates: int = knob(16, "New experiences tried per renewal (each costs one validation pass).", minimum=0)
+    dgo_initial: int = knob(64, "Training problems the base model answers to build the first bank.", minimum=1)
+    dgo_top_k: int = knob(2, "Rewrites (and guided trajectories) kept per problem.", minimum=1)
+    dgo_beta: float = knob(0.5, "Share of rewrites in the distillation data (the rest: guided trajectories).",
+                           minimum=0, maximum=1)
+    dgo_sft_lr: float = knob(1e-3, "Distillation SFT learning rate (paper: 1e-6 on 4–14B models).", minimum=0)
+    dgo_sft_epochs: int = knob(4, "Distillation SFT epochs.", minimum=1)
+    dgo_sft_batch: int = knob(64, "Distillation SFT batch size (paper: 128).", minimum=1)
+    dgo_max_rewrite_chars: int = knob(6000, "Rewrites longer than this are dropped.", minimum=1)
+    dgo_generator: str = knob("rules", "Experience generator: rules (the embedded tasks') or a causal LM path / Hub "
+                              "id prompted to extract one WHEN … IF … THEN … line.")
+    dgo_prompt: str = knob("auto", "Prompt style: compact (the tiny models) or instruct; auto: compact for the "
+                           "embedded model.", choices=("auto", "compact", "instruct"))
 
 
 @dataclass(kw_only=True)
@@ -113,12 +137,40 @@ class GRPORunConfig(GRPOSettings):
 
             if importlib.util.find_spec("math_verify") is None:
                 raise NextxError("--verifier math needs the math-verify package", hint="pip install math-verify")
+        if self.algo == "dgo":
+            self._check_dgo()
         if self.init_adapter is not None:
             from pathlib import Path
 
             if not (Path(self.init_adapter) / "adapter_config.json").is_file():
                 raise NextxError("--init-adapter is not a PEFT adapter directory (no adapter_config.json)",
                                  path=self.init_adapter, hint="Pass a directory written by nextx extrapolate or PEFT.")
+
+    def _check_dgo(self) -> None:
+        if self.task is None:
+            raise NextxError("--algo dgo needs a built-in --task (its verifier scores renewal candidates and rewrites)",
+                             hint=f"Choose one of: {', '.join(TASKS)}.")
+        if self.dgo_generator == "rules" and self.task != "addition":
+            raise NextxError(f"the rule-based experience generator knows the addition task, not {self.task!r}",
+                             hint="Use --task addition, or --dgo-generator MODEL (a causal LM that writes experiences).")
+        self.schedule()
+
+    def clip_high(self) -> float | None:
+        """The upper clip ε: as given, else DGO's 0.28 (the paper's clip-higher), else TRL's default (= ε)."""
+        if self.epsilon_high is not None:
+            return self.epsilon_high
+        return 0.28 if self.algo == "dgo" else None
+
+    def schedule(self) -> tuple[float, ...]:
+        """DGO's experience shares α_1…α_K parsed from ``dgo_schedule``."""
+        try:
+            shares = tuple(float(v) for v in self.dgo_schedule.split(",") if v.strip())
+        except ValueError:
+            shares = ()
+        if not shares or not all(0 <= a <= 1 for a in shares):
+            raise NextxError(f"--dgo-schedule {self.dgo_schedule!r} is not a comma-separated list of shares in [0, 1]",
+                             hint="The paper's: --dgo-schedule 1.0,0.5,0.25")
+        return shares
 
     def _needs_trajectories(self) -> bool:
         method = REGISTRY.get(self.next_method)

@@ -25,20 +25,28 @@ from nextx.train.tasks import Task, get_task
 from nextx.train.tiny_model import tiny_model_path
 
 
-def _reward_function(task: Task | None, verifier: str):
-    """TRL reward: one float per completion, exact match (or math-verify equivalence)."""
+def _reward_function(task: Task | None, verifier: str, record: list | None = None):
+    """TRL reward: one float per completion, exact match (or math-verify equivalence). With ``record``,
+    every rollout is appended to it as (row's other columns, completion, reward)."""
     if verifier == "math":
         from math_verify import parse, verify
 
-        def math_reward(completions, answer, **_):
-            return [1.0 if verify(parse(a), parse(c)) else 0.0 for c, a in zip(completions, answer, strict=True)]
+        def score(completion, answer):
+            return 1.0 if verify(parse(answer), parse(completion)) else 0.0
+    else:
+        score = Task.score
 
-        return math_reward
+    def reward(completions, answer, **columns):
+        rewards = [score(c, a) for c, a in zip(completions, answer, strict=True)]
+        if record is not None:
+            names = [n for n, v in columns.items() if isinstance(v, list) and len(v) == len(completions)
+                     and n != "completion_ids"]  # the dataset's columns (TRL also passes its state, loggers)
+            for i, (completion, value) in enumerate(zip(completions, rewards, strict=True)):
+                record.append(({"answer": answer[i], **{n: columns[n][i] for n in names}}, completion, value))
+        return rewards
 
-    def exact_match(completions, answer, **_):
-        return [Task.score(c, a) for c, a in zip(completions, answer, strict=True)]
-
-    return exact_match
+    reward.__name__ = "math_verify" if verifier == "math" else "exact_match"
+    return reward
 
 
 def _dataset(config: GRPORunConfig, task: Task | None):
@@ -102,14 +110,18 @@ def grpo_args(config: GRPORunConfig):
         per_device_train_batch_size=config.prompts_per_step * config.num_generations, gradient_accumulation_steps=1,
         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
         temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, seed=config.seed,
+        epsilon_high=config.clip_high(),
         use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False, use_vllm=use_vllm, logging_steps=10,
         report_to="none", disable_tqdm=True, save_total_limit=None, dataloader_num_workers=0,
     )
 
 
-def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, console=None) -> Path:
+def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, console=None, dataset=None,
+          record: list | None = None) -> Path:
     """Run GRPO; return the run directory. With ``config.next_at``, NExt jumps in the loop.
-    With a rich ``console``: a progress bar and one line (reward, held-out accuracy) per checkpoint."""
+    With a rich ``console``: a progress bar and one line (reward, held-out accuracy) per checkpoint.
+    ``dataset`` (prompt, answer and any other columns) replaces the config's; ``record`` collects every
+    rollout (see `_reward_function`)."""
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
@@ -138,8 +150,8 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     if console is not None:
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     trainer = GRPOTrainer(
-        model=model, reward_funcs=_reward_function(task, config.verifier), args=grpo_args(config),
-        train_dataset=_dataset(config, task), processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
+        model=model, reward_funcs=_reward_function(task, config.verifier, record), args=grpo_args(config),
+        train_dataset=dataset if dataset is not None else _dataset(config, task), processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
     )
     start = time.perf_counter()
     from transformers import PrinterCallback

@@ -5,6 +5,12 @@ is about 30% (so GRPO has signal but room to improve). Built once and cached in
 default task's model ships with the package (``assets/``, 1.3 MB, written by
 ``python -m nextx.train.tiny_model --write-asset addition``), so neither the demo nor the tests
 spend a minute building it.
+
+DGO's variant (``experiences=True``) also reads experience lines: its tokenizer adds letters and
+punctuation, its context is 256 characters, and half of its warm-up prompts carry the experience
+the rule-based generator writes for that problem (``WHEN … IF … THEN …`` newline problem), so it
+has learnt the prompt format before RL — as an instruction-tuned model has. It ships too
+(``--write-asset addition --experiences``).
 """
 
 from __future__ import annotations
@@ -41,9 +47,25 @@ class TinyRecipe:
     target_accuracy: float = 0.3  # stop the warm-up once held-out-disjoint validation accuracy reaches this
     check_every: int = 50
     version: int = 2  # 2: training prompts also exclude the validation split
+    experiences: bool = False  # DGO's variant: reads WHEN/IF/THEN lines before the problem
+
+    def recorded(self) -> dict:
+        """The recipe's fields; ``experiences`` only when set (so the plain recipe's hash is unchanged)."""
+        fields = asdict(self)
+        if not self.experiences:
+            del fields["experiences"]
+        return fields
+
+    @property
+    def context(self) -> int:
+        return 256 if self.experiences else 64
+
+    @property
+    def name(self) -> str:
+        return f"tiny-{self.task}{'-dgo' if self.experiences else ''}-{self.key()}"
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self.recorded(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def cache_dir() -> Path:
@@ -57,7 +79,7 @@ def build_model(recipe: TinyRecipe, vocab_size: int, pad_id: int, eos_id: int):
     config = LlamaConfig(
         vocab_size=vocab_size, hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
         num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads, num_key_value_heads=recipe.heads,
-        max_position_embeddings=64, tie_word_embeddings=True, pad_token_id=pad_id, eos_token_id=eos_id,
+        max_position_embeddings=recipe.context, tie_word_embeddings=True, pad_token_id=pad_id, eos_token_id=eos_id,
         bos_token_id=None,
     )
     return LlamaForCausalLM(config)
@@ -86,9 +108,13 @@ def warm_up(model, tokenizer, task: Task, recipe: TinyRecipe) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.sft_lr, weight_decay=0.0)
     torch.manual_seed(recipe.seed)
     accuracy = 0.0
+    guide = _experience_guide(task) if recipe.experiences else None
     for step in range(1, recipe.sft_max_steps + 1):
         model.train()
-        ids, mask, labels = _sft_batch(tokenizer, rng.sample(pool, recipe.sft_batch))
+        batch = rng.sample(pool, recipe.sft_batch)
+        if guide is not None:
+            batch = [guide(e) if rng.random() < 0.5 else e for e in batch]
+        ids, mask, labels = _sft_batch(tokenizer, batch)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -100,14 +126,36 @@ def warm_up(model, tokenizer, task: Task, recipe: TinyRecipe) -> dict:
     return {"sft_steps": step, "validation_accuracy": accuracy}
 
 
+def _experience_guide(task: Task):
+    """Example → the same example whose prompt starts with the generator's rule for its correct answer."""
+    from nextx.train.dgo.generator import RuleGenerator
+    from nextx.train.dgo.prompts import experience_prompt
+
+    generate = RuleGenerator()
+
+    def guide(example):
+        rule = generate(example.prompt, example.answer, example.answer)
+        return example if rule is None else type(example)(experience_prompt(example.prompt, [rule]), example.answer)
+
+    return guide
+
+
+def tokenizer_alphabet(task: Task, recipe: TinyRecipe) -> str:
+    """The characters the model reads: the task's, plus experience lines' for DGO's variant."""
+    from nextx.train.dgo.prompts import EXPERIENCE_ALPHABET
+
+    return task.alphabet + (EXPERIENCE_ALPHABET if recipe.experiences else "")
+
+
 ASSETS = Path(__file__).parent / "assets"
 
 
-def tiny_model_path(task: str = "addition", *, rebuild: bool = False, log=None) -> Path:
-    """Path of the warmed-up tiny model (+ tokenizer) for ``task``: the packaged one for this recipe,
-    else the cached one; builds it into the cache if neither exists (or with ``rebuild``)."""
-    recipe = TinyRecipe(task=task)
-    name = f"tiny-{task}-{recipe.key()}"
+def tiny_model_path(task: str = "addition", *, experiences: bool = False, rebuild: bool = False, log=None) -> Path:
+    """Path of the warmed-up tiny model (+ tokenizer) for ``task`` (DGO's variant with ``experiences``):
+    the packaged one for this recipe, else the cached one; builds it into the cache if neither exists
+    (or with ``rebuild``)."""
+    recipe = TinyRecipe(task=task, experiences=experiences)
+    name = recipe.name
     if not rebuild:
         for path in (ASSETS / name, cache_dir() / name):
             if (path / "nextx-recipe.json").exists():
@@ -119,7 +167,7 @@ def build_into(path: Path, recipe: TinyRecipe, log=None) -> Path:
     """Build the tiny model of ``recipe`` into ``path`` (atomically), removing stale siblings."""
     task = recipe.task
     task_obj = get_task(task)
-    tokenizer = char_tokenizer(task_obj.alphabet)
+    tokenizer = char_tokenizer(tokenizer_alphabet(task_obj, recipe))
     model = build_model(recipe, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     if log:
         log(f"building the tiny {task} model ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
@@ -128,9 +176,10 @@ def build_into(path: Path, recipe: TinyRecipe, log=None) -> Path:
     with atomic_output_dir(path, force=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "nextx-recipe.json").write_text(json.dumps({**asdict(recipe), **info}, indent=2))
-    for stale in path.parent.glob(f"tiny-{task}-*"):
-        if stale != path:
+        (tmp / "nextx-recipe.json").write_text(json.dumps({**recipe.recorded(), **info}, indent=2))
+    prefix = recipe.name.removesuffix(recipe.key())
+    for stale in path.parent.glob(prefix + "*"):
+        if stale != path and "-" not in stale.name.removeprefix(prefix):  # an older key of this very variant
             shutil.rmtree(stale, ignore_errors=True)
     return path
 
@@ -140,6 +189,7 @@ if __name__ == "__main__":  # regenerate a packaged model: python -m nextx.train
 
     parser = argparse.ArgumentParser(description="Build a tiny model into nextx/train/assets.")
     parser.add_argument("--write-asset", metavar="TASK", required=True)
-    task_name = parser.parse_args().write_asset
-    recipe = TinyRecipe(task=task_name)
-    print(build_into(ASSETS / f"tiny-{task_name}-{recipe.key()}", recipe, log=print))
+    parser.add_argument("--experiences", action="store_true", help="DGO's variant (reads experience lines)")
+    args = parser.parse_args()
+    recipe = TinyRecipe(task=args.write_asset, experiences=args.experiences)
+    print(build_into(ASSETS / recipe.name, recipe, log=print))

@@ -6,8 +6,12 @@ similarity over character n-grams (scikit-learn; no model download), and DGO's r
 * otherwise it is a candidate replacement of its nearest entry, accepted only if the bank with the
   replacement scores higher than the bank as it is.
 
-``score(texts) -> float`` is the caller's validation measure (e.g. avg@k of the policy prompted
-with those experiences); it is called once for the current bank and once per candidate.
+``score(bank) -> float`` is the caller's validation measure (e.g. avg@k of the policy prompted with
+experiences retrieved from that bank); it is called once for the current bank and once per candidate.
+
+Retrieval matches a problem against each entry's source problem and text together: the paper does
+not say what its training-time retrieval compares, and a rule's own words rarely share anything with
+a new problem's, while the problem it came from does (for arithmetic, the same digits and carries).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from nextx.io.write import atomic_write_text
 from nextx.train.dgo.experience import Experience, is_experience
 
 SIMILARITY_THRESHOLD = 0.8
+BANK_FILE = "experience_bank.jsonl"  # the bank's name in a DGO run directory
 BANK_LINE = 'Each line: {"text": "WHEN … IF … THEN …", "source": …, "round": …, "score": …}'
 
 
@@ -92,30 +97,36 @@ class ExperienceBank:
         index = int(row.argmax())
         return index, float(row[index])
 
-    def retrieve(self, problem: str, k: int = 4) -> list[str]:
-        """The ``k`` experiences most similar to ``problem`` (best first)."""
-        if not self.entries:
-            return []
-        row = self.similarities([problem])[0]
-        return [self.entries[i].text for i in row.argsort()[::-1][:k]]
+    def retrieve(self, problems: list[str], k: int = 4) -> list[list[str]]:
+        """For each problem, the ``k`` experiences whose source problem and text are most similar to it
+        (best first; ties keep bank order)."""
+        if not self.entries or k == 0:
+            return [[] for _ in problems]
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.metrics.pairwise import cosine_similarity
+
+        documents = [f"{e.source} {e.text}" for e in self.entries]
+        vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(documents + problems)
+        rows = cosine_similarity(vectors[len(documents):], vectors[: len(documents)])
+        return [[self.entries[i].text for i in (-row).argsort(kind="stable")[:k]] for row in rows]
 
     # -- renewal ------------------------------------------------------------------------------
-    def renew(self, candidates: Iterable[Experience], score: Callable[[list[str]], float], *,
+    def renew(self, candidates: Iterable[Experience], score: Callable[[ExperienceBank], float], *,
               threshold: float = SIMILARITY_THRESHOLD) -> list[Decision]:
         """Apply DGO's Select to each candidate in turn (see the module docstring); the bank changes in place."""
         decisions = []
-        current = score(self.texts)
+        current = score(self)
         for candidate in candidates:
             index, similarity = self.nearest(candidate.text)
             new = index is None or similarity < threshold
-            texts = self.texts
+            entries = list(self.entries)
             if new:
-                texts.append(candidate.text)
+                entries.append(candidate)
                 where = f"new (similarity {similarity:.2f} < {threshold})"
             else:
-                texts[index] = candidate.text
+                entries[index] = candidate
                 where = f"near entry {index} (similarity {similarity:.2f})"
-            trial = score(texts)
+            trial = score(ExperienceBank(entries))
             if trial > current:
                 if new:
                     self.entries.append(replace(candidate, score=trial))

@@ -65,3 +65,31 @@ def _carries(a: str, b: str) -> list[bool]:
         carry = int(total >= 10)
         out.append(bool(carry))
     return out
+
+
+class ModelGenerator:
+    """Experiences from a causal LM (a path or Hub id, safetensors only, no remote code) prompted with
+    `prompts.EXTRACT`: the first well-formed WHEN … IF … THEN … line of its greedy answer, unless it
+    leaks the problem's answer."""
+
+    def __init__(self, model: str, max_new_tokens: int = 128):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from nextx.io.hub import resolve_model
+
+        path = resolve_model(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, problem: str, completion: str, answer: str) -> str | None:
+        from nextx.train.dgo.experience import LINE
+        from nextx.train.dgo.prompts import EXTRACT
+        from nextx.train.evaluate import greedy_completions
+
+        text = greedy_completions(self.model, self.tokenizer, [EXTRACT.format(problem=problem, solution=completion)],
+                                  self.max_new_tokens)[0]
+        match = LINE.search(text)
+        if match is None or leaks_answer(match[0], answer):
+            return None
+        return match[0]

@@ -1,0 +1,76 @@
+"""Benchmark: GRPO vs DGO on the embedded default, paired by seed (≥ 5 seeds, 95% intervals).
+
+Each seed: GRPO for K·S steps and DGO for K iterations of S RL steps, from the same tiny model that
+reads experience lines, same clip-higher (0.28); exact accuracy of every checkpoint on the task's
+test population (plain prompts), DGO's final policy also with experiences at test time. Prints the
+steps saved (DGO's checkpoints on GRPO's curve), the paired final accuracy differences and wall-clock.
+
+    python bench/dgo.py --seeds 5 --jobs 2
+    python bench/dgo.py --seeds 5 --jobs 2 --steps 50 --set dgo_iterations=2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from steps_saved import _ci, seeds_parser, with_settings  # noqa: E402
+
+from nextx.train.demo import DemoConfig  # noqa: E402
+from nextx.train.dgo.compare import DEMO_STEPS, build_dgo_report, run_pair  # noqa: E402
+
+
+def _one_seed(out: Path, settings: dict, seed: int, threads: int) -> tuple[int, dict]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return seed, run_pair(out / f"seed{seed}", settings, seed, log=lambda m: None)
+
+
+def main() -> None:
+    parser = seeds_parser(__doc__, "e.g. --set dgo_iterations=2")
+    parser.add_argument("--steps", type=int, default=DEMO_STEPS, help="RL steps per DGO iteration")
+    args = parser.parse_args()
+    root = args.out or Path(tempfile.mkdtemp(prefix="nextx-dgo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    settings = {**with_settings(DemoConfig(), args.set).settings(), "next_at": None, "next_ahead": None,
+                "steps": args.steps}
+    from nextx.train.tiny_model import tiny_model_path
+
+    tiny_model_path(settings["task"], experiences=True)  # build once, before the workers
+    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    results = {}
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_one_seed, root, settings, seed, threads) for seed in range(args.seeds)]
+        for future in futures:
+            seed, result = future.result()
+            results[str(seed)] = result
+            curves = result["curves"]
+            print(f"seed {seed} done: final accuracy grpo {curves['grpo'][max(curves['grpo'])]:.3f}, dgo "
+                  f"{curves['dgo'][max(curves['dgo'])]:.3f}, dgo guided {result['guided']:.3f}", flush=True)
+    report = build_dgo_report(settings, dict(sorted(results.items())))
+    (root / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
+    summary = report["summary"]
+    print(f"\nsettings: {json.dumps(settings)}\n")
+    print("| measure | mean (95% CI) |\n|---|---|")
+    for name, key, scale, unit, digits in (("steps saved by DGO (GRPO's equivalent step)", "steps_saved", 1, "", 0),
+                                           ("% of GRPO's steps saved", "steps_saved_pct", 1, "%", 0),
+                                           ("accuracy Δ at equal RL steps, points", "paired_accuracy_delta", 100, "", 1)):
+        item = summary[key]
+        print(f"| {name} | {_ci(scale * item['mean'], [None if v is None else scale * v for v in item['ci95']], unit, digits)} |")
+    for name, key in (("final accuracy Δ, plain prompts, points", "final_accuracy_delta"),
+                      ("final accuracy Δ, DGO with experiences at test time, points", "final_guided_accuracy_delta")):
+        item = report[key]
+        print(f"| {name} | {_ci(100 * item['mean'], [None if v is None else 100 * v for v in item['ci95']], '', 1)} |")
+    wall = report["wall_seconds"]
+    print(f"\nwall s per run (mean): GRPO {wall['grpo']['mean']:.0f}, DGO {wall['dgo']['mean']:.0f}")
+    print(f"\n{report['headline']}\nruns and report.json in {root}")
+
+
+if __name__ == "__main__":
+    main()

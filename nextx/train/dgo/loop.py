@@ -1,0 +1,237 @@
+"""`nextx train --algo dgo`: DGO's K iterations (arXiv 2603.24093, Algorithm 1) on TRL.
+
+    bank ← the generator's experiences from the base model's answers to ``dgo_initial`` problems
+    for k = 1 … K:
+        RL        GRPO (TRL, clip-higher 0.28, no KL) from θ_k with a fresh LoRA, on a share α_k of
+                  prompts preceded by experiences retrieved from the bank, the rest plain
+        renew     the generator's experiences from this iteration's rollouts, each accepted only if
+                  the policy's validation accuracy with the bank improves (`ExperienceBank.renew`)
+        rewrite   the guided trajectories that were right, rewritten without the experience, filtered,
+                  top-K per problem (accumulated over iterations)
+        distil    θ_{k+1} ← SFT of the *original* base on β rewrites + (1−β) guided trajectories
+                  (TRL's SFTTrainer; skipped after the last iteration: the final model is its RL policy)
+
+Layout: ``OUT/iteration-k`` is a plain TRL run (checkpoint-N, NExt jumps with ``--next-at``; every
+nextx command reads it), ``OUT/iteration-k/experience_bank.jsonl`` the bank its prompts drew from,
+``OUT/distilled-k`` the SFT model that starts iteration k+1, ``OUT/experience_bank.jsonl`` the bank
+now, ``OUT/nextx-dgo.json`` what each stage did. Choices the paper leaves open are in README (DGO).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from nextx.io.discover import discover_checkpoints
+from nextx.io.write import atomic_output_dir
+from nextx.train.config import GRPORunConfig
+from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
+from nextx.train.dgo.experience import Experience
+from nextx.train.dgo.filters import keep_rewrites
+from nextx.train.dgo.generator import ModelGenerator, RuleGenerator
+from nextx.train.dgo.prompts import experience_prompt
+from nextx.train.dgo.rewrite import AnswerRewriter, Guided, PolicyRewriter
+from nextx.train.dgo.schedule import experience_share, with_experience
+from nextx.train.evaluate import EvalResult, evaluate, greedy_completions
+from nextx.train.grpo import train
+from nextx.train.quiet import quiet_transformers
+from nextx.train.runs import load_for_eval
+from nextx.train.tasks import Example, Task, get_task
+from nextx.train.tiny_model import tiny_model_path
+
+RECORD_FILE = "nextx-dgo.json"
+
+
+def prompt_style(config: GRPORunConfig) -> str:
+    """compact for the embedded tiny model, instruct for a user's model, unless ``dgo_prompt`` says."""
+    if config.dgo_prompt != "auto":
+        return config.dgo_prompt
+    return "compact" if config.model is None else "instruct"
+
+
+def guided_accuracy(model, tokenizer, task: Task, examples: list[Example], bank: ExperienceBank, *, k: int,
+                    style: str) -> EvalResult:
+    """Greedy accuracy with each prompt preceded by its ``k`` experiences retrieved from ``bank``."""
+    retrieved = bank.retrieve([e.prompt for e in examples], k)
+    guided = [Example(experience_prompt(e.prompt, r, style), e.answer) for e, r in zip(examples, retrieved, strict=True)]
+    return evaluate(model, tokenizer, task, guided)
+
+
+def initial_bank(model, tokenizer, task: Task, problems: list[Example], generate, threshold: float) -> ExperienceBank:
+    """The pre-built bank (the paper's is given; how it was built is not stated): the generator's rule
+    for the base model's greedy answer to each problem, kept when below ``threshold`` similarity to
+    the rules already kept."""
+    bank = ExperienceBank()
+    answers = greedy_completions(model, tokenizer, [e.prompt for e in problems], task.max_answer_chars + 1)
+    for example, completion in zip(problems, answers, strict=True):
+        text = generate(example.prompt, completion, example.answer)
+        if text is not None and bank.nearest(text)[1] < threshold:
+            bank.entries.append(Experience(text, example.prompt, 0))
+    return bank
+
+
+def candidates_from(rollouts: list, generate, bank: ExperienceBank, limit: int, seed: int, round_: int) -> list[Experience]:
+    """Up to ``limit`` distinct new experiences from a seeded sample of the iteration's rollouts."""
+    rng = random.Random(seed)
+    sample = rng.sample(rollouts, min(len(rollouts), 4 * limit))
+    seen, out = set(bank.texts), []
+    for row, completion, _reward in sample:
+        text = generate(row["problem"], completion, row["answer"])
+        if text is not None and text not in seen:
+            seen.add(text)
+            out.append(Experience(text, row["problem"], round_))
+            if len(out) == limit:
+                break
+    return out
+
+
+def guided_trajectories(rollouts: list, top_k: int) -> list[Guided]:
+    """The right answers to experience-guided prompts, distinct, at most ``top_k`` per problem
+    (shortest first). Only right ones: the paper does not say whether its S_e is filtered; SFT on
+    wrong answers would teach them."""
+    by_problem: dict[str, dict[str, Guided]] = {}
+    for row, completion, reward in rollouts:
+        if row["experiences"] and reward == 1.0:
+            by_problem.setdefault(row["problem"], {}).setdefault(completion, Guided(
+                row["problem"], row["experiences"].split("\n"), row["prompts"], completion, row["answer"]))
+    return [g for found in by_problem.values() for g in sorted(found.values(), key=lambda g: len(g.completion))[:top_k]]
+
+
+def mixture(rewrites: list[tuple[str, str]], guided: list[tuple[str, str]], beta: float, seed: int) -> list[tuple[str, str]]:
+    """D_dist = β·rewrites + (1−β)·guided, as many (prompt, completion) pairs as both pools hold; a pool
+    smaller than its share is drawn with replacement, an empty one gives its share to the other."""
+    total = len(rewrites) + len(guided)
+    if not rewrites or not guided:
+        return list(rewrites or guided)
+    rng = random.Random(seed)
+    quota = round(beta * total)
+
+    def draw(pool, n):
+        return rng.sample(pool, n) if n <= len(pool) else pool + rng.choices(pool, k=n - len(pool))
+
+    return draw(rewrites, quota) + draw(guided, total - quota)
+
+
+def distil(base: str, pairs: list[tuple[str, str]], out: Path, config: GRPORunConfig) -> Path:
+    """SFT the original base on (prompt, completion) pairs (loss on completions) with TRL's SFTTrainer;
+    the model and tokenizer written atomically to ``out``."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    data = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
+    with tempfile.TemporaryDirectory() as scratch:
+        args = SFTConfig(
+            output_dir=scratch, num_train_epochs=config.dgo_sft_epochs, per_device_train_batch_size=config.dgo_sft_batch,
+            learning_rate=config.dgo_sft_lr, lr_scheduler_type="constant", warmup_steps=0, save_strategy="no",
+            report_to="none", disable_tqdm=True, logging_steps=10, seed=config.seed, use_cpu=not torch.cuda.is_available(),
+            completion_only_loss=True, max_length=None, dataloader_num_workers=0,
+        )
+        trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    with atomic_output_dir(out, force=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    _, checkpoints = discover_checkpoints(run_dir, "trl")
+    return checkpoints[-1].path
+
+
+def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> Path:
+    """Run DGO; return the last iteration's run directory (its last checkpoint is the final policy)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    task = get_task(config.task)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = config.model or str(tiny_model_path(config.task, experiences=True, log=log))
+    style = prompt_style(config)
+    generate = RuleGenerator() if config.dgo_generator == "rules" else ModelGenerator(config.dgo_generator)
+    validation = task.validation_split(config.dgo_validation_size)
+    per_iteration = config.steps * config.prompts_per_step
+    problems = task.train_examples(config.dgo_iterations * per_iteration, seed=config.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    bank = initial_bank(AutoModelForCausalLM.from_pretrained(base), tokenizer, task,
+                        task.train_examples(config.dgo_initial, seed=config.seed + 1), generate, config.dgo_similarity)
+    bank.save(out / BANK_FILE)
+    log(f"DGO: initial bank of {len(bank)} experiences from the base model's answers to {config.dgo_initial} problems")
+    record = {"config": config.to_dict(), "base": base, "style": style, "initial_bank": len(bank), "iterations": []}
+    rewrites: list[tuple[str, str]] = []  # S_imp, accumulated: (plain problem, rewrite)
+    guided_pairs: list[tuple[str, str]] = []  # S_e, accumulated: (guided prompt, completion)
+    model_path = base
+    shares = config.schedule()
+    for k in range(1, config.dgo_iterations + 1):
+        start = time.perf_counter()
+        share = experience_share(k - 1, shares)
+        chunk = problems[(k - 1) * per_iteration : k * per_iteration]
+        chosen = sorted(with_experience(len(chunk), share, seed=config.seed * 1000 + k))
+        experiences = dict(zip(chosen, bank.retrieve([chunk[i].prompt for i in chosen], config.dgo_experiences),
+                               strict=True))
+        rows = [experiences.get(i, []) for i in range(len(chunk))]
+        dataset = Dataset.from_dict({
+            "prompt": [experience_prompt(e.prompt, r, style) for e, r in zip(chunk, rows, strict=True)],
+            "answer": [e.answer for e in chunk], "problem": [e.prompt for e in chunk],
+            "experiences": ["\n".join(r) for r in rows]})
+        run_dir = out / f"iteration-{k}"
+        run_dir.mkdir(exist_ok=True)
+        bank.save(run_dir / BANK_FILE)
+        log(f"DGO iteration {k}/{config.dgo_iterations}: GRPO on {share:.0%} experience-guided prompts "
+            f"(bank of {len(bank)}), from {model_path}")
+        rollouts: list = []
+        train(replace(config, output_dir=str(run_dir), model=model_path), log=log, console=console, dataset=dataset,
+              record=rollouts)
+        policy, policy_tokenizer = load_for_eval(last_checkpoint(run_dir), model_path)
+
+        def score(candidate_bank: ExperienceBank) -> float:
+            return guided_accuracy(policy, policy_tokenizer, task, validation, candidate_bank,  # noqa: B023
+                                   k=config.dgo_experiences, style=style).accuracy
+
+        new = candidates_from(rollouts, generate, bank, config.dgo_candidates, config.seed * 1000 + k, k)
+        decisions = bank.renew(new, score, threshold=config.dgo_similarity)
+        bank.save(out / BANK_FILE)
+        guided = guided_trajectories(rollouts, config.dgo_top_k)
+        rewriter = AnswerRewriter() if style == "compact" else PolicyRewriter(policy, policy_tokenizer,
+                                                                              config.max_completion_length)
+        texts = rewriter(guided)
+        by_problem: dict[str, list[str]] = {}
+        for item, text in zip(guided, texts, strict=True):
+            by_problem.setdefault(item.problem, []).append(text)
+        kept = keep_rewrites(by_problem, {g.problem: g.answer for g in guided}, max_chars=config.dgo_max_rewrite_chars,
+                             top_k=config.dgo_top_k, correct=lambda text, answer: task.score(text, answer) == 1.0)
+        rewrites += [(problem, text) for problem, found in kept.items() for text in found]
+        guided_pairs += [(g.prompt, g.completion) for g in guided]
+        step = {"iteration": k, "share": share, "guided_prompts": len(chosen), "rollouts": len(rollouts),
+                "run": str(run_dir), "model": model_path, "candidates": len(new),
+                "renewal": [asdict(d) for d in decisions], "bank": len(bank),
+                "guided_kept": len(guided), "rewrites_kept": sum(map(len, kept.values()))}
+        pairs = mixture(rewrites, guided_pairs, config.dgo_beta, config.seed * 1000 + k)
+        if k < config.dgo_iterations and not pairs:
+            log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
+                f"from {model_path} again")
+        elif k < config.dgo_iterations:
+            model_path = str(distil(base, pairs, out / f"distilled-{k}", config))
+            step["distilled"] = {"path": model_path, "examples": len(pairs)}
+        step["seconds"] = time.perf_counter() - start
+        record["iterations"].append(step)
+        actions = [d.action for d in decisions]
+        log(f"DGO iteration {k}: renewal tried {len(new)} (added {actions.count('added')}, replaced "
+            f"{actions.count('replaced')}), kept {step['rewrites_kept']} rewrites and {len(guided)} guided trajectories")
+        (out / RECORD_FILE).write_text(json.dumps(record, indent=2))
+    return out / f"iteration-{config.dgo_iterations}"
