@@ -8,6 +8,7 @@ Prints, for a synthetic run (bf16 adapters, r=64, 15 checkpoints):
 
     python bench/rank1_extraction.py                         # 7B-shaped, goals: ≤ 60 s, ≤ 2 GB
     python bench/rank1_extraction.py --shape qwen2.5-0.5b --reference-layers 24
+    python bench/rank1_extraction.py --busy 1        # also beside 1 busy process: sized pool vs full pool
 """
 
 from __future__ import annotations
@@ -75,12 +76,28 @@ def reference_method(run: Path, modules: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def run_child(run: Path, modules: list[str] | None) -> dict:
+def run_child(run: Path, modules: list[str] | None, env: dict | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", str(run)]
     if modules:
         cmd += ["--modules", ",".join(modules)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def beside_busy(run: Path, busy: int, idle_seconds: float) -> None:
+    """Trajectories while ``busy`` other processes spin: nextx's pool sized to the free cores, then
+    the full pool (NEXTX_THREADS = every core: the behaviour before sizing), same run."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        time.sleep(1.0)  # let them show up in /proc/stat
+        sized = run_child(run, None)
+        full = run_child(run, None, {"NEXTX_THREADS": str(os.cpu_count() or 1)})
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+    print(f"beside {busy} busy process(es): sized pool {sized['seconds']:.1f} s "
+          f"({sized['seconds'] / idle_seconds:.1f}x idle), full pool {full['seconds']:.1f} s "
+          f"({full['seconds'] / idle_seconds:.1f}x idle)")
 
 
 def main() -> None:
@@ -92,6 +109,7 @@ def main() -> None:
     parser.add_argument("--reference-layers", type=int, default=2,
                         help="layers of the reference-shaped run to time both methods on (dense SVD is slow)")
     parser.add_argument("--workdir", default=None, help="where to write the synthetic runs (default: a temp dir)")
+    parser.add_argument("--busy", type=int, default=0, help="also time beside N busy processes")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--modules", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -118,6 +136,8 @@ def main() -> None:
         print(f"[{args.shape}] nextx global+local+target rank-1 of {result['modules']} modules: "
               f"{result['seconds']:.1f} s ({result['seconds'] / read_s:.1f}x read time), "
               f"peak RSS {result['peak_rss_mb'] / 1024:.2f} GB")
+        if args.busy:
+            beside_busy(run, args.busy, result["seconds"])
 
         ref_run = workdir / f"{args.reference_shape}-ref"
         if not (ref_run / f"checkpoint-{steps[-1]}").exists():

@@ -19,6 +19,7 @@ import torch
 
 from nextx.io.run import Run
 from nextx.lowrank import DenseStack, FactorStack, Spectrum, align_sign
+from nextx.threads import free_core_threads
 
 DELTA_KINDS = ("global", "local", "target")
 
@@ -133,10 +134,11 @@ def trajectories(
     kinds = tuple(kinds)
     names = list(modules) if modules is not None else list(run.modules)
     result = {}
-    for name in names:  # one module in memory at a time
-        result[name] = module_trajectory(name, run.deltas(name), run.steps, horizon, kinds)
-        if progress:
-            progress(name)
+    with free_core_threads():  # beside a busy process, a full-size pool slows every product several-fold
+        for name in names:  # one module in memory at a time
+            result[name] = module_trajectory(name, run.deltas(name), run.steps, horizon, kinds)
+            if progress:
+                progress(name)
     return Trajectories(run.steps, horizon, result)
 
 

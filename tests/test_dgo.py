@@ -1,9 +1,12 @@
-"""DGO building blocks: experiences, the bank (file, retrieval, renewal by similarity and validation),
-the annealed mixture, the rule-based generator of the embedded addition task, the rewrite filter."""
+"""DGO: experiences, the bank (file, retrieval, renewal by similarity and validation), the annealed
+mixture, the generators, the rewrite filter, the distillation SFT, the K-iteration loop end to end on
+the embedded model, and the GRPO-vs-DGO report."""
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from helpers import raises_whole
 
 from nextx.errors import NextxError
@@ -254,3 +257,81 @@ def test_dgo_report_pairs_each_seed_and_states_intervals():
                                              "dgo_guided": pytest.approx(0.64)}
     assert report["headline"].startswith("dgo vs grpo: saves steps — steps saved +")
     assert report["headline"].endswith("with experiences at test time +2.0 points (95% CI +2.0 to +2.0).")
+
+
+def test_a_named_sentence_encoder_replaces_tfidf(tmp_path):
+    """--dgo-retriever PATH: mean-pooled, normalised vectors of a transformers encoder (a tiny BERT
+    built from a config here): the same text is similarity 1, and the bank retrieves and renews by them."""
+    import string
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from nextx.train.dgo.retrieval import ModelEmbedder, embedder
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase, *string.digits, ".", "+", "=",
+             *("##" + c for c in string.ascii_lowercase + string.digits)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path)
+    encode = embedder(str(tmp_path))
+    assert isinstance(encode, ModelEmbedder) and isinstance(embedder("tfidf"), type(ExperienceBank().embed))
+    vectors = encode([CARRY, NO_CARRY, CARRY])
+    assert vectors.shape == (3, 16) and np.allclose(vectors @ vectors.T, (vectors @ vectors.T).T)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-6) and np.allclose(vectors[0], vectors[2], atol=1e-6)
+    bank = ExperienceBank([Experience(CARRY, "47+38=", 0), Experience(NO_CARRY, "12+34=", 0)], encode)
+    assert bank.nearest(NO_CARRY) == (1, pytest.approx(1.0, abs=1e-6))
+    assert bank.retrieve(["12+34= " + NO_CARRY], k=1) == [[NO_CARRY]]
+    decisions = bank.renew([Experience(NO_CARRY, "13+24=", 1)], lambda b: 0.5 + 0.1 * (b.entries[-1].source == "13+24="))
+    assert [d.action for d in decisions] == ["replaced"] and bank.entries[1].source == "13+24="
+
+
+def test_model_generator_and_policy_rewriter_use_the_model(dgo_tiny, monkeypatch):
+    """A causal LM as generator: the first WHEN … IF … THEN … line of its answer, unless it leaks the
+    answer; the policy rewriter returns one greedy rewrite per guided trajectory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import nextx.train.evaluate as evaluate
+    from nextx.train.dgo.generator import ModelGenerator
+    from nextx.train.dgo.rewrite import Guided, PolicyRewriter
+
+    generate = ModelGenerator(str(dgo_tiny), max_new_tokens=8)
+    assert generate("47+38=", "84", "85") is None  # the tiny model writes no rule
+    said = []
+
+    def answer(model, tokenizer, prompts, max_new_tokens):
+        said.extend(prompts)
+        return ["so: " + CARRY + " WHEN x. IF y. THEN z."]
+
+    monkeypatch.setattr(evaluate, "greedy_completions", answer)
+    assert generate("47+38=", "84", "85") == CARRY
+    assert "[Problem]\n47+38=\n[Solution]\n84\n" in said[0]
+    monkeypatch.setattr(evaluate, "greedy_completions", lambda *a: ["WHEN adding. IF 47+38. THEN write 85."])
+    assert generate("47+38=", "85", "85") is None  # leaks the answer
+    monkeypatch.undo()
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(dgo_tiny), AutoTokenizer.from_pretrained(dgo_tiny)
+    items = [Guided("47+38=", [CARRY], CARRY + "\n47+38=", "85", "85"), Guided("1+1=", [], "1+1=", "2", "2")]
+    rewrites = PolicyRewriter(model, tokenizer, 4)(items)
+    assert len(rewrites) == 2 and all(isinstance(r, str) and len(r) <= 4 for r in rewrites)
+
+
+def test_grpo_vs_dgo_pair_on_the_embedded_model(tmp_path, dgo_tiny, monkeypatch):
+    """`run_pair` (the demo's and the bench's unit): GRPO for K·S steps and DGO's K iterations from the
+    same base; DGO's checkpoints placed at their cumulative RL step; the guided accuracy scored."""
+    from nextx.train.dgo.compare import build_dgo_report, run_pair
+    from nextx.train.tasks.addition import Addition
+
+    small = Addition().population()[:300:3]
+    monkeypatch.setattr(Addition, "test_population", lambda self: small)  # score 100 prompts, not 9,500
+    settings = {"steps": 2, "save_every": 1, "prompts_per_step": 2, "num_generations": 2, "dgo_iterations": 2,
+                "dgo_validation_size": 10, "dgo_initial": 8, "dgo_candidates": 1, "dgo_sft_epochs": 1}
+    result = run_pair(tmp_path, settings, seed=0, log=lambda m: None)
+    assert sorted(result["curves"]["grpo"]) == sorted(result["curves"]["dgo"]) == [0, 1, 2, 3, 4]
+    assert result["curves"]["dgo"][0] == result["curves"]["grpo"][0]  # the same base
+    assert 0 <= result["guided"] <= 1 and set(result["seconds"]) == {"grpo", "dgo"}
+    record = json.loads((tmp_path / "grpo" / "nextx-train.json").read_text())
+    assert record["config"]["steps"] == 4 and record["config"]["epsilon_high"] == 0.28
+    assert record["model_path"] == str(dgo_tiny)
+    report = build_dgo_report(settings, {"0": result})
+    assert report["summary"]["seeds"] == 1 and "1 seed" in report["headline"]

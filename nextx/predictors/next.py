@@ -31,6 +31,7 @@ from torch import nn
 from nextx.errors import PredictorError
 from nextx.lowrank import FactoredUpdate
 from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, positive_float, positive_int
+from nextx.threads import free_cores
 from nextx.trajectory import Trajectories
 
 AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once the loss stops improving
@@ -167,7 +168,7 @@ class NExt(Predictor):
         # tiny groups run faster on one thread (less synchronisation than arithmetic)
         small = max(x[0].numel() for x in batches.values()) < 2**18
         threads = torch.get_num_threads()
-        torch.set_num_threads(1 if small else threads)
+        torch.set_num_threads(1 if small else min(threads, free_cores()))
         try:
             losses = _train(self.models, batches, hp, progress)
         finally:

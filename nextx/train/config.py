@@ -88,6 +88,8 @@ class GRPOSettings:
     dgo_max_rewrite_chars: int = knob(6000, "Rewrites longer than this are dropped.", minimum=1)
     dgo_generator: str = knob("rules", "Experience generator: rules (the embedded tasks') or a causal LM path / Hub "
                               "id prompted to extract one WHEN … IF … THEN … line.")
+    dgo_retriever: str = knob("tfidf", "Similarity vectors: tfidf (character n-grams, no download) or a sentence "
+                              "encoder's path / Hub id (e.g. sentence-transformers/all-MiniLM-L6-v2).")
     dgo_prompt: str = knob("auto", "Prompt style: compact (the tiny models) or instruct; auto: compact for the "
                            "embedded model.", choices=("auto", "compact", "instruct"))
 
@@ -106,6 +108,9 @@ class GRPORunConfig(GRPOSettings):
                              hint="Use at least 2 (8 is typical).")
         if self.save_every < 1 or self.steps < 1:
             raise NextxError("--steps and --save-every must be positive")
+        if self.steps < self.save_every:
+            raise NextxError(f"--steps {self.steps} is less than --save-every {self.save_every}: the run would save "
+                             "no checkpoint", hint=f"Use --save-every {self.steps} or less.")
         if self.next_at is not None:
             if self.next_at % self.save_every:
                 raise NextxError(f"--next-at {self.next_at} is not a multiple of --save-every {self.save_every}",

@@ -1,6 +1,6 @@
-"""DGO (arXiv 2603.24093) building blocks for the reference trainer: experiences, the experience bank
-(retrieval and renewal), the annealed experience mixture, the rule-based experience generator for the
-embedded tasks, and the filters of the internalization step.
-
-The K-iteration loop (GRPO on the mixture, renewal, rewrite + SFT) is not built yet: see README.
+"""DGO (arXiv 2603.24093) in the reference trainer: experiences (`experience`), the experience bank
+(`bank`: file, retrieval, renewal; `retrieval`: TF-IDF or a sentence encoder), the annealed mixture
+(`schedule`), generators (`generator`: rules for the embedded task, or a causal LM), prompts
+(`prompts`), rewriting and its filter (`rewrite`, `filters`), the K-iteration loop (`loop`:
+``nextx train --algo dgo``) and the GRPO-vs-DGO comparison (`compare`: ``nextx demo --algo dgo``).
 """

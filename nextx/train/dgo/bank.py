@@ -9,6 +9,7 @@ similarity over character n-grams (scikit-learn; no model download), and DGO's r
 ``score(bank) -> float`` is the caller's validation measure (e.g. avg@k of the policy prompted with
 experiences retrieved from that bank); it is called once for the current bank and once per candidate.
 
+Similarities are cosines of `retrieval` vectors (TF-IDF by default, or a sentence encoder's).
 Retrieval matches a problem against each entry's source problem and text together: the paper does
 not say what its training-time retrieval compares, and a rule's own words rarely share anything with
 a new problem's, while the problem it came from does (for arithmetic, the same digits and carries).
@@ -25,6 +26,7 @@ from nextx.errors import NextxError
 from nextx.io.jsonfile import read_text_checked
 from nextx.io.write import atomic_write_text
 from nextx.train.dgo.experience import Experience, is_experience
+from nextx.train.dgo.retrieval import TfidfEmbedder
 
 SIMILARITY_THRESHOLD = 0.8
 BANK_FILE = "experience_bank.jsonl"  # the bank's name in a DGO run directory
@@ -44,8 +46,11 @@ class Decision:
 
 
 class ExperienceBank:
-    def __init__(self, entries: Iterable[Experience] = ()):
+    """Experiences and the vectors their similarities use (``embed``: texts → rows; TF-IDF by default)."""
+
+    def __init__(self, entries: Iterable[Experience] = (), embed=None):
         self.entries = list(entries)
+        self.embed = embed or TfidfEmbedder()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -56,7 +61,7 @@ class ExperienceBank:
 
     # -- file ---------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> ExperienceBank:
+    def load(cls, path: str | Path, embed=None) -> ExperienceBank:
         """Read a bank file (JSON lines); NextxError naming the line for anything malformed."""
         entries = []
         for number, line in enumerate(read_text_checked(Path(path)).splitlines(), 1):
@@ -72,7 +77,7 @@ class ExperienceBank:
             if not is_experience(entries[-1].text):
                 raise NextxError(f"line {number} of the experience bank is not a WHEN … IF … THEN … line", path=path,
                                  hint=BANK_LINE)
-        return cls(entries)
+        return cls(entries, embed)
 
     def save(self, path: str | Path) -> Path:
         """Write the bank atomically (temp file + rename)."""
@@ -80,14 +85,14 @@ class ExperienceBank:
         return Path(path)
 
     # -- similarity ---------------------------------------------------------------------------
-    def similarities(self, queries: list[str]):
-        """Cosine similarity of each query to each entry (queries × entries), TF-IDF of char 3–5-grams
-        fitted on the bank and the queries together."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    def similarities(self, queries: list[str], documents: list[str] | None = None):
+        """Cosine similarity of each query to each document (queries × documents; default: the entries'
+        texts), from vectors of both together (TF-IDF is fitted on them)."""
         from sklearn.metrics.pairwise import cosine_similarity
 
-        vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(self.texts + queries)
-        return cosine_similarity(vectors[len(self.entries):], vectors[: len(self.entries)])
+        documents = self.texts if documents is None else documents
+        vectors = self.embed(documents + queries)
+        return cosine_similarity(vectors[len(documents):], vectors[: len(documents)])
 
     def nearest(self, text: str) -> tuple[int | None, float]:
         """(index, similarity) of the entry most similar to ``text`` ((None, 0.0) for an empty bank)."""
@@ -102,12 +107,7 @@ class ExperienceBank:
         (best first; ties keep bank order)."""
         if not self.entries or k == 0:
             return [[] for _ in problems]
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.metrics.pairwise import cosine_similarity
-
-        documents = [f"{e.source} {e.text}" for e in self.entries]
-        vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(documents + problems)
-        rows = cosine_similarity(vectors[len(documents):], vectors[: len(documents)])
+        rows = self.similarities(problems, [f"{e.source} {e.text}" for e in self.entries])
         return [[self.entries[i].text for i in (-row).argsort(kind="stable")[:k]] for row in rows]
 
     # -- renewal ------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class ExperienceBank:
             else:
                 entries[index] = candidate
                 where = f"near entry {index} (similarity {similarity:.2f})"
-            trial = score(ExperienceBank(entries))
+            trial = score(ExperienceBank(entries, self.embed))
             if trial > current:
                 if new:
                     self.entries.append(replace(candidate, score=trial))

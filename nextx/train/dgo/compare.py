@@ -23,6 +23,7 @@ from nextx.train.config import GRPORunConfig
 from nextx.train.demo import headline_text
 from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
 from nextx.train.dgo.loop import RECORD_FILE, guided_accuracy, last_checkpoint, prompt_style, train_dgo
+from nextx.train.dgo.retrieval import embedder
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run, load_for_eval
 from nextx.train.tasks import get_task
@@ -57,7 +58,8 @@ def run_pair(out: Path, settings: dict, seed: int, log=print, console=None) -> d
     curves["dgo"] = curve
     policy, tokenizer = load_for_eval(last_checkpoint(final_run), record["iterations"][-1]["model"])
     guided = guided_accuracy(policy, tokenizer, task, task.test_population() or task.eval_split(),
-                             ExperienceBank.load(out / "dgo" / BANK_FILE), k=dgo.dgo_experiences,
+                             ExperienceBank.load(out / "dgo" / BANK_FILE, embedder(dgo.dgo_retriever)),
+                             k=dgo.dgo_experiences,
                              style=prompt_style(dgo)).accuracy
     return {"curves": curves, "guided": guided, "seconds": seconds}
 

@@ -36,6 +36,7 @@ from nextx.train.dgo.experience import Experience
 from nextx.train.dgo.filters import keep_rewrites
 from nextx.train.dgo.generator import ModelGenerator, RuleGenerator
 from nextx.train.dgo.prompts import experience_prompt
+from nextx.train.dgo.retrieval import embedder
 from nextx.train.dgo.rewrite import AnswerRewriter, Guided, PolicyRewriter
 from nextx.train.dgo.schedule import experience_share, with_experience
 from nextx.train.evaluate import EvalResult, evaluate, greedy_completions
@@ -63,11 +64,15 @@ def guided_accuracy(model, tokenizer, task: Task, examples: list[Example], bank:
     return evaluate(model, tokenizer, task, guided)
 
 
-def initial_bank(model, tokenizer, task: Task, problems: list[Example], generate, threshold: float) -> ExperienceBank:
+def initial_bank(base: str, task: Task, problems: list[Example], generate, threshold: float,
+                 embed=None) -> ExperienceBank:
     """The pre-built bank (the paper's is given; how it was built is not stated): the generator's rule
     for the base model's greedy answer to each problem, kept when below ``threshold`` similarity to
     the rules already kept."""
-    bank = ExperienceBank()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
+    bank = ExperienceBank(embed=embed)
     answers = greedy_completions(model, tokenizer, [e.prompt for e in problems], task.max_answer_chars + 1)
     for example, completion in zip(problems, answers, strict=True):
         text = generate(example.prompt, completion, example.answer)
@@ -134,6 +139,7 @@ def distil(base: str, pairs: list[tuple[str, str]], out: Path, config: GRPORunCo
             learning_rate=config.dgo_sft_lr, lr_scheduler_type="constant", warmup_steps=0, save_strategy="no",
             report_to="none", disable_tqdm=True, logging_steps=10, seed=config.seed, use_cpu=not torch.cuda.is_available(),
             completion_only_loss=True, max_length=None, dataloader_num_workers=0,
+            bf16=torch.cuda.is_available(), gradient_checkpointing=False,  # TRL's defaults (True, True) crawl on a CPU
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
         from transformers import PrinterCallback
@@ -146,6 +152,38 @@ def distil(base: str, pairs: list[tuple[str, str]], out: Path, config: GRPORunCo
     return out
 
 
+def iteration_dataset(chunk: list[Example], bank: ExperienceBank, share: float, config: GRPORunConfig, style: str,
+                      seed: int):
+    """(dataset, guided count): an exact, seeded share of ``chunk``'s prompts preceded by experiences
+    retrieved from ``bank``; columns prompt, answer, problem (plain) and experiences (newline-joined)."""
+    from datasets import Dataset
+
+    chosen = sorted(with_experience(len(chunk), share, seed=seed))
+    retrieved = dict(zip(chosen, bank.retrieve([chunk[i].prompt for i in chosen], config.dgo_experiences), strict=True))
+    rows = [retrieved.get(i, []) for i in range(len(chunk))]
+    return Dataset.from_dict({
+        "prompt": [experience_prompt(e.prompt, r, style) for e, r in zip(chunk, rows, strict=True)],
+        "answer": [e.answer for e in chunk], "problem": [e.prompt for e in chunk],
+        "experiences": ["\n".join(r) for r in rows]}), len(chosen)
+
+
+def internalize(rollouts: list, rewriter, task: Task, config: GRPORunConfig) -> tuple[list[tuple[str, str]], list[Guided]]:
+    """(rewrites kept as (plain problem, text), the guided trajectories they came from): the right
+    guided answers, rewritten, filtered, top-K per problem."""
+    guided = guided_trajectories(rollouts, config.dgo_top_k)
+    by_problem: dict[str, list[str]] = {}
+    for item, text in zip(guided, rewriter(guided), strict=True):
+        by_problem.setdefault(item.problem, []).append(text)
+    kept = keep_rewrites(by_problem, {g.problem: g.answer for g in guided}, max_chars=config.dgo_max_rewrite_chars,
+                         top_k=config.dgo_top_k, correct=lambda text, answer: task.score(text, answer) == 1.0)
+    return [(problem, text) for problem, found in kept.items() for text in found], guided
+
+
+def _counts(decisions) -> list[tuple[str, int]]:
+    actions = [d.action for d in decisions]
+    return [(a, actions.count(a)) for a in ("added", "replaced", "rejected")]
+
+
 def last_checkpoint(run_dir: Path) -> Path:
     _, checkpoints = discover_checkpoints(run_dir, "trl")
     return checkpoints[-1].path
@@ -153,9 +191,6 @@ def last_checkpoint(run_dir: Path) -> Path:
 
 def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> Path:
     """Run DGO; return the last iteration's run directory (its last checkpoint is the final policy)."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     quiet_transformers()
     task = get_task(config.task)
     out = Path(config.output_dir)
@@ -167,9 +202,8 @@ def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> Path:
     per_iteration = config.steps * config.prompts_per_step
     problems = task.train_examples(config.dgo_iterations * per_iteration, seed=config.seed)
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    bank = initial_bank(AutoModelForCausalLM.from_pretrained(base), tokenizer, task,
-                        task.train_examples(config.dgo_initial, seed=config.seed + 1), generate, config.dgo_similarity)
+    bank = initial_bank(base, task, task.train_examples(config.dgo_initial, seed=config.seed + 1), generate,
+                        config.dgo_similarity, embedder(config.dgo_retriever))
     bank.save(out / BANK_FILE)
     log(f"DGO: initial bank of {len(bank)} experiences from the base model's answers to {config.dgo_initial} problems")
     record = {"config": config.to_dict(), "base": base, "style": style, "initial_bank": len(bank), "iterations": []}
@@ -180,47 +214,31 @@ def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> Path:
     for k in range(1, config.dgo_iterations + 1):
         start = time.perf_counter()
         share = experience_share(k - 1, shares)
-        chunk = problems[(k - 1) * per_iteration : k * per_iteration]
-        chosen = sorted(with_experience(len(chunk), share, seed=config.seed * 1000 + k))
-        experiences = dict(zip(chosen, bank.retrieve([chunk[i].prompt for i in chosen], config.dgo_experiences),
-                               strict=True))
-        rows = [experiences.get(i, []) for i in range(len(chunk))]
-        dataset = Dataset.from_dict({
-            "prompt": [experience_prompt(e.prompt, r, style) for e, r in zip(chunk, rows, strict=True)],
-            "answer": [e.answer for e in chunk], "problem": [e.prompt for e in chunk],
-            "experiences": ["\n".join(r) for r in rows]})
         run_dir = out / f"iteration-{k}"
         run_dir.mkdir(exist_ok=True)
         bank.save(run_dir / BANK_FILE)
+        dataset, guided_prompts = iteration_dataset(problems[(k - 1) * per_iteration : k * per_iteration], bank, share,
+                                                    config, style, seed=config.seed * 1000 + k)
         log(f"DGO iteration {k}/{config.dgo_iterations}: GRPO on {share:.0%} experience-guided prompts "
             f"(bank of {len(bank)}), from {model_path}")
         rollouts: list = []
         train(replace(config, output_dir=str(run_dir), model=model_path), log=log, console=console, dataset=dataset,
               record=rollouts)
         policy, policy_tokenizer = load_for_eval(last_checkpoint(run_dir), model_path)
-
-        def score(candidate_bank: ExperienceBank) -> float:
-            return guided_accuracy(policy, policy_tokenizer, task, validation, candidate_bank,  # noqa: B023
-                                   k=config.dgo_experiences, style=style).accuracy
-
         new = candidates_from(rollouts, generate, bank, config.dgo_candidates, config.seed * 1000 + k, k)
-        decisions = bank.renew(new, score, threshold=config.dgo_similarity)
+        decisions = bank.renew(new, lambda b: guided_accuracy(policy, policy_tokenizer, task, validation, b,  # noqa: B023
+                                                              k=config.dgo_experiences, style=style).accuracy,
+                               threshold=config.dgo_similarity)
         bank.save(out / BANK_FILE)
-        guided = guided_trajectories(rollouts, config.dgo_top_k)
         rewriter = AnswerRewriter() if style == "compact" else PolicyRewriter(policy, policy_tokenizer,
                                                                               config.max_completion_length)
-        texts = rewriter(guided)
-        by_problem: dict[str, list[str]] = {}
-        for item, text in zip(guided, texts, strict=True):
-            by_problem.setdefault(item.problem, []).append(text)
-        kept = keep_rewrites(by_problem, {g.problem: g.answer for g in guided}, max_chars=config.dgo_max_rewrite_chars,
-                             top_k=config.dgo_top_k, correct=lambda text, answer: task.score(text, answer) == 1.0)
-        rewrites += [(problem, text) for problem, found in kept.items() for text in found]
+        kept, guided = internalize(rollouts, rewriter, task, config)
+        rewrites += kept
         guided_pairs += [(g.prompt, g.completion) for g in guided]
-        step = {"iteration": k, "share": share, "guided_prompts": len(chosen), "rollouts": len(rollouts),
+        step = {"iteration": k, "share": share, "guided_prompts": guided_prompts, "rollouts": len(rollouts),
                 "run": str(run_dir), "model": model_path, "candidates": len(new),
                 "renewal": [asdict(d) for d in decisions], "bank": len(bank),
-                "guided_kept": len(guided), "rewrites_kept": sum(map(len, kept.values()))}
+                "guided_kept": len(guided), "rewrites_kept": len(kept)}
         pairs = mixture(rewrites, guided_pairs, config.dgo_beta, config.seed * 1000 + k)
         if k < config.dgo_iterations and not pairs:
             log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
@@ -228,10 +246,8 @@ def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> Path:
         elif k < config.dgo_iterations:
             model_path = str(distil(base, pairs, out / f"distilled-{k}", config))
             step["distilled"] = {"path": model_path, "examples": len(pairs)}
-        step["seconds"] = time.perf_counter() - start
-        record["iterations"].append(step)
-        actions = [d.action for d in decisions]
-        log(f"DGO iteration {k}: renewal tried {len(new)} (added {actions.count('added')}, replaced "
-            f"{actions.count('replaced')}), kept {step['rewrites_kept']} rewrites and {len(guided)} guided trajectories")
+        record["iterations"].append({**step, "seconds": time.perf_counter() - start})
         (out / RECORD_FILE).write_text(json.dumps(record, indent=2))
+        log(f"DGO iteration {k}: renewal tried {len(new)} ({', '.join(f'{n} {a}' for a, n in _counts(decisions))}), "
+            f"kept {len(kept)} rewrites and {len(guided)} guided trajectories")
     return out / f"iteration-{config.dgo_iterations}"
