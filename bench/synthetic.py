@@ -16,15 +16,17 @@ from safetensors.torch import save_file
 
 SHAPES = {
     # name: (layers, hidden, intermediate, kv_dim)
+    "qwen2.5-14b": (48, 5120, 13824, 1024),
     "qwen2.5-7b": (28, 3584, 18944, 512),
     "qwen2.5-0.5b": (24, 896, 4864, 128),
     "tiny": (2, 64, 128, 16),
 }
 
 
-def module_shapes(shape: str) -> dict[str, tuple[int, int]]:
-    """Module path → (out, in) for the 7 linear modules of every layer."""
-    layers, hidden, inter, kv = SHAPES[shape]
+def module_shapes(shape: str, layers: int | None = None) -> dict[str, tuple[int, int]]:
+    """Module path → (out, in) for the 7 linear modules of every layer (of the first ``layers``)."""
+    all_layers, hidden, inter, kv = SHAPES[shape]
+    layers = all_layers if layers is None else min(layers, all_layers)
     per_layer = {
         "self_attn.q_proj": (hidden, hidden), "self_attn.k_proj": (kv, hidden), "self_attn.v_proj": (kv, hidden),
         "self_attn.o_proj": (hidden, hidden), "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden),
@@ -33,9 +35,11 @@ def module_shapes(shape: str) -> dict[str, tuple[int, int]]:
     return {f"model.layers.{i}.{name}": s for i in range(layers) for name, s in per_layer.items()}
 
 
-def write_run(root: Path, shape: str, steps: list[int], rank: int = 64, alpha: float = 32, seed: int = 0) -> Path:
-    """One TRL-layout checkpoint per step (adapter_model.safetensors in bf16 + adapter_config.json)."""
-    modules = module_shapes(shape)
+def write_run(root: Path, shape: str, steps: list[int], rank: int = 64, alpha: float = 32, seed: int = 0,
+              layers: int | None = None) -> Path:
+    """One TRL-layout checkpoint per step (adapter_model.safetensors in bf16 + adapter_config.json), with
+    the modules of every layer (or of the first ``layers``)."""
+    modules = module_shapes(shape, layers)
     config = {
         "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "target_modules": sorted({n.rsplit(".", 1)[1] for n in modules}),
         "fan_in_fan_out": False, "use_rslora": False, "use_dora": False, "rank_pattern": {}, "alpha_pattern": {},

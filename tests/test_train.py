@@ -158,6 +158,21 @@ def test_config_rejects_bad_combinations():
     with raises_whole(NextxError, "--next-select reward needs a built-in --task (its verifier scores the candidates). "
                                   "Use --next-select weights, or NExtCallback(select='reward', scorer=...) in Python."):
         GRPORunConfig(output_dir="x", task=None, dataset="d.jsonl", next_at=40, save_every=10, next_select="reward")
+    with raises_whole(NextxError, "--steps 10 is less than --save-every 20: the run would save no checkpoint. "
+                                  "Use --save-every 10 or less."):
+        GRPORunConfig(output_dir="x", steps=10, save_every=20)
+    with raises_whole(NextxError, "--algo dgo needs a built-in --task (its verifier scores renewal candidates and "
+                                  "rewrites). Choose one of: addition, chain."):
+        GRPORunConfig(output_dir="x", algo="dgo", task=None, dataset="d.jsonl")
+    with raises_whole(NextxError, "the rule-based experience generator knows the addition task, not 'chain'. Use "
+                                  "--task addition, or --dgo-generator MODEL (a causal LM that writes experiences)."):
+        GRPORunConfig(output_dir="x", algo="dgo", task="chain")
+    for schedule in ("1,x", "1.5", ","):
+        with raises_whole(NextxError, f"--dgo-schedule {schedule!r} is not a comma-separated list of shares in "
+                                      "[0, 1]. The paper's: --dgo-schedule 1.0,0.5,0.25"):
+            GRPORunConfig(output_dir="x", algo="dgo", dgo_schedule=schedule)
+    assert GRPORunConfig(output_dir="x", algo="dgo", dgo_schedule="1, 0.3").schedule() == (1.0, 0.3)
+    assert GRPORunConfig(output_dir="x", algo="dgo").clip_high() == 0.28 and GRPORunConfig(output_dir="x").clip_high() is None
 
 
 def test_quick_demo_writes_an_honest_report(tmp_path, warm_tiny):

@@ -108,9 +108,6 @@ class GRPORunConfig(GRPOSettings):
                              hint="Use at least 2 (8 is typical).")
         if self.save_every < 1 or self.steps < 1:
             raise NextxError("--steps and --save-every must be positive")
-        if self.steps < self.save_every:
-            raise NextxError(f"--steps {self.steps} is less than --save-every {self.save_every}: the run would save "
-                             "no checkpoint", hint=f"Use --save-every {self.steps} or less.")
         if self.next_at is not None:
             if self.next_at % self.save_every:
                 raise NextxError(f"--next-at {self.next_at} is not a multiple of --save-every {self.save_every}",
@@ -150,6 +147,9 @@ class GRPORunConfig(GRPOSettings):
             if not (Path(self.init_adapter) / "adapter_config.json").is_file():
                 raise NextxError("--init-adapter is not a PEFT adapter directory (no adapter_config.json)",
                                  path=self.init_adapter, hint="Pass a directory written by nextx extrapolate or PEFT.")
+        if self.steps < self.save_every:
+            raise NextxError(f"--steps {self.steps} is less than --save-every {self.save_every}: the run would save "
+                             "no checkpoint", hint=f"Use --save-every {self.steps} or less.")
 
     def _check_dgo(self) -> None:
         if self.task is None:
