@@ -335,3 +335,19 @@ def test_grpo_vs_dgo_pair_on_the_embedded_model(tmp_path, dgo_tiny, monkeypatch)
     assert record["model_path"] == str(dgo_tiny)
     report = build_dgo_report(settings, {"0": result})
     assert report["summary"]["seeds"] == 1 and "1 seed" in report["headline"]
+
+
+def test_internalize_rewrites_filters_and_keeps_the_sources():
+    """Right guided answers → rewriter → filter: a rewrite that still mentions the experience or is
+    wrong is dropped; kept rewrites pair the plain problem with the text."""
+    from nextx.train.config import GRPORunConfig
+    from nextx.train.dgo.loop import internalize
+    from nextx.train.tasks import get_task
+
+    rollouts = [_rollout("47+38=", "85", "85", CARRY), _rollout("12+34=", "46", "46", NO_CARRY),
+                _rollout("20+20=", "40", "40", NO_CARRY), _rollout("1+1=", "2", "2")]
+    texts = {"47+38=": "85 as the experience says", "12+34=": "46", "20+20=": "41"}
+    kept, guided = internalize(rollouts, lambda items: [texts[i.problem] for i in items], get_task("addition"),
+                               GRPORunConfig(output_dir="x"))
+    assert [g.problem for g in guided] == ["47+38=", "12+34=", "20+20="]  # the plain 1+1= was not guided
+    assert kept == [("12+34=", "46")]
