@@ -110,6 +110,7 @@ def main() -> None:
                         help="layers of the reference-shaped run to time both methods on (dense SVD is slow)")
     parser.add_argument("--workdir", default=None, help="where to write the synthetic runs (default: a temp dir)")
     parser.add_argument("--busy", type=int, default=0, help="also time beside N busy processes")
+    parser.add_argument("--no-reference", action="store_true", help="skip the merge + dense SVD comparison")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--modules", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,6 +139,8 @@ def main() -> None:
               f"peak RSS {result['peak_rss_mb'] / 1024:.2f} GB")
         if args.busy:
             beside_busy(run, args.busy, result["seconds"])
+        if args.no_reference:
+            return
 
         ref_run = workdir / f"{args.reference_shape}-ref"
         if not (ref_run / f"checkpoint-{steps[-1]}").exists():

@@ -3,8 +3,8 @@
 torch's pool defaults to every core; when another process keeps some busy, its threads wait on each
 other at every parallel region and a 2-core run slowed 6× beside one busy process. So the heavy
 loops (trajectories, the NExt fit) run with ``free cores`` threads: the cores this process may use
-minus the ones other processes kept busy over a short sample of ``/proc/stat`` (Linux; elsewhere
-all of them). ``NEXTX_THREADS`` or ``OMP_NUM_THREADS`` in the environment fix the number instead.
+minus the ones other processes kept busy (≥ 70% of a core, in user time) over a short sample of
+``/proc/stat`` (Linux; elsewhere all of them). ``NEXTX_THREADS`` or ``OMP_NUM_THREADS`` in the environment fix the number instead.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import torch
 
 
 def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs, or None where /proc/stat is not readable."""
+    """(user, total) jiffies of all CPUs, or None where /proc/stat is not readable. Only user time
+    counts as busy: a competing computation runs there, while the kernel's own work (writing back
+    the files just written, interrupts) comes and goes and must not shrink the pool."""
     try:
         with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    return fields[0] + fields[1], sum(fields[:8])  # user + nice; of user … steal
 
 
 def usable_cores() -> int:
@@ -63,7 +64,7 @@ def free_cores() -> int:
         busy = busy_cores()
         _recent["busy"] = (time.monotonic(), busy)
     usable = usable_cores()
-    return usable if busy is None else max(1, min(usable, round(usable - busy)))
+    return usable if busy is None else max(1, min(usable, usable - int(busy + 0.3)))  # a core taken: ≥ 70% busy
 
 
 @contextlib.contextmanager

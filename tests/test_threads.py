@@ -6,8 +6,9 @@ import torch
 import nextx.threads as threads
 
 
-@pytest.mark.parametrize(("usable", "busy", "expected"), [(2, 0.1, 2), (2, 1.0, 1), (2, 1.6, 1), (2, 2.0, 1),
-                                                            (8, 2.4, 6), (4, None, 4)])
+@pytest.mark.parametrize(("usable", "busy", "expected"), [(2, 0.1, 2), (2, 0.6, 2), (2, 0.75, 1), (2, 1.0, 1),
+                                                            (2, 1.6, 1), (2, 2.0, 1), (8, 2.4, 6), (8, 2.8, 5),
+                                                            (4, None, 4)])
 def test_free_cores_are_the_usable_ones_minus_the_busy(monkeypatch, usable, busy, expected):
     monkeypatch.delenv("NEXTX_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
