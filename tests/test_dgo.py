@@ -351,3 +351,29 @@ def test_internalize_rewrites_filters_and_keeps_the_sources():
                                GRPORunConfig(output_dir="x"))
     assert [g.problem for g in guided] == ["47+38=", "12+34=", "20+20="]  # the plain 1+1= was not guided
     assert kept == [("12+34=", "46")]
+
+
+def test_demo_dgo_command_renders_the_comparison(tmp_path, cli_runner, monkeypatch):
+    """`nextx demo --algo dgo`: the comparison's settings (per-iteration --steps, no jump), the table,
+    the headline with its interval, report.json's path on stdout (the runs are replaced by a stub)."""
+    import nextx.train.dgo.compare as compare
+    from nextx.cli.main import cli
+
+    seen = {}
+
+    def fake_compare(out, settings, seeds, log=print, console=None):
+        seen.update(settings=settings, seeds=seeds)
+        curve = {s: 0.4 + 0.001 * s for s in range(0, 151, 25)}
+        results = {str(seed): {"curves": {"grpo": curve, "dgo": {s: a + 0.01 * seed for s, a in curve.items()}},
+                               "guided": 0.5, "seconds": {"grpo": 1.0, "dgo": 2.0}} for seed in seeds}
+        report = compare.build_dgo_report(settings, results)
+        (out / "report.json").write_text(json.dumps(report))
+        return report
+
+    monkeypatch.setattr(compare, "compare", fake_compare)
+    result = cli_runner.invoke(cli, ["demo", "-o", str(tmp_path / "d"), "--algo", "dgo", "--seeds", "0,1", "--steps", "50"])
+    assert result.exit_code == 0, result.output
+    assert seen["seeds"] == (0, 1) and seen["settings"]["steps"] == 50 and seen["settings"]["next_at"] is None
+    assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "d" / "report.json")
+    assert "GRPO vs DGO, 2 seed(s)" in result.stderr and "dgo vs grpo: " in result.stderr  # display: stderr
+    assert (tmp_path / "d" / "report.json").is_file()
