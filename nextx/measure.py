@@ -128,6 +128,12 @@ class Interval:
     def to_dict(self) -> dict:
         return {"mean": self.mean, "se": self.se, "ci95": [self.low, self.high], "n": self.n}
 
+    def points(self) -> str:
+        """An accuracy difference in points: '+5.6 points (95% CI +4.9 to +6.3)' ('(1 seed)' without an interval)."""
+        if self.n < 2:
+            return f"{100 * self.mean:+.1f} points (1 seed)"
+        return f"{100 * self.mean:+.1f} points (95% CI {100 * self.low:+.1f} to {100 * self.high:+.1f})"
+
     def text(self, unit: str = "", digits: int = 0) -> str:
         """'12 steps (95% CI −3 to 27, 5 seeds)' style."""
         fmt = f"{{:+.{digits}f}}"

@@ -165,4 +165,4 @@ def headline_text(arm: str, summary: dict) -> str:
     verdict = ("saves steps" if steps.low > 0 else "costs steps" if steps.high < 0
                else "no difference from vanilla resolved")
     return (f"{arm}: {verdict} — steps saved {steps.text(digits=0)}; accuracy vs vanilla at equal steps "
-            f"{delta.mean * 100:+.1f} points (95% CI {delta.low * 100:+.1f} to {delta.high * 100:+.1f}).")
+            f"{delta.points()}.")

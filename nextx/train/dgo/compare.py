@@ -89,13 +89,8 @@ def build_dgo_report(settings: dict, results: dict[str, dict]) -> dict:
         "wall_seconds": {arm: Interval.of([r["seconds"][arm] for r in results.values()]).to_dict()
                          for arm in ("grpo", "dgo")},
         "per_seed": {s: p.to_dict() for s, p in zip(results, per_seed, strict=True)},
-        "headline": (f"{headline_text('dgo vs grpo', summary)} Final accuracy vs GRPO: plain {_points(plain)}; "
-                     f"with experiences at test time {_points(guided)}."),
+        "headline": (f"{headline_text('dgo vs grpo', summary)} Final accuracy vs GRPO: plain {plain.points()}; "
+                     f"with experiences at test time {guided.points()}."),
     }
     return json_safe(report)
 
-
-def _points(interval: Interval) -> str:
-    if interval.n < 2:
-        return f"{100 * interval.mean:+.1f} points (1 seed)"
-    return f"{100 * interval.mean:+.1f} points (95% CI {100 * interval.low:+.1f} to {100 * interval.high:+.1f})"
