@@ -25,7 +25,7 @@ from nextx.extrapolation import extrapolate
 from nextx.io.discover import require_checkpoints
 from nextx.io.run import Run
 from nextx.lowrank import FactoredUpdate, update_inner
-from nextx.predictors import REGISTRY, ModuleContext, make_predictor, with_seed
+from nextx.predictors import REGISTRY, ModuleContext, make_predictor, trajectory_device, with_seed
 from nextx.scoring import paired_difference
 from nextx.trajectory import trajectories
 
@@ -121,8 +121,9 @@ def backtest(
     require_checkpoints(len(run.steps), holdout + (horizon + 1 if needs_traj else 2),
                         f"a backtest with --holdout {holdout}" + (f" and --horizon {horizon}" if needs_traj else ""))
     fit_steps, held = run.steps[:kept], run.steps[kept:]
-    traj = trajectories(run, horizon=horizon, progress=progress).prefix(kept) if needs_traj else None
     hparams = with_seed(hparams or {}, seed)
+    traj = (trajectories(run, horizon=horizon, progress=progress, device=trajectory_device(hparams)).prefix(kept)
+            if needs_traj else None)
     predictors = {}
     for method in methods:
         predictor = make_predictor(method, horizon=horizon, **hparams.get(method, {}))

@@ -23,7 +23,7 @@ from nextx.errors import PredictorError
 from nextx.extrapolation import Extrapolation, extrapolate
 from nextx.fitting import fit
 from nextx.io.run import Run
-from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor, with_seed
+from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor, trajectory_device, with_seed
 from nextx.scoring import Score, Scorer, paired_difference
 from nextx.trajectory import Trajectories, trajectories
 
@@ -36,7 +36,7 @@ Fitter = Callable[[Run, str, int, dict, "Trajectories | None"], tuple[Predictor,
 def plain_fitter(run: Run, method: str, horizon: int, hparams: dict, traj: Trajectories | None):
     """Fit ``method`` (computing the trajectories if it needs them and none are given)."""
     if REGISTRY[method].needs_trajectories and traj is None:
-        traj = trajectories(run, horizon=horizon)
+        traj = trajectories(run, horizon=horizon, device=trajectory_device({method: hparams}))
     return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
 
 

@@ -50,3 +50,7 @@ class OutputExistsError(NextxError):
 
 class HubError(NextxError):
     """A Hugging Face Hub repository, revision or file cannot be reached."""
+
+
+class DeviceError(NextxError):
+    """A requested device (``--device``) is unknown or not available on this machine."""

@@ -14,7 +14,7 @@ from nextx.io.discover import require_checkpoints
 from nextx.io.jsonfile import read_json
 from nextx.io.run import Run
 from nextx.io.write import atomic_output_dir, write_json
-from nextx.predictors import REGISTRY, Predictor, make_predictor
+from nextx.predictors import REGISTRY, Predictor, make_predictor, trajectory_device
 from nextx.trajectory import Trajectories, trajectories
 
 PREDICTOR_JSON = "predictor.json"
@@ -36,7 +36,7 @@ def fit(
     predictor = make_predictor(method, horizon=horizon, **hparams)
     require_checkpoints(len(run.steps), horizon + 1 if predictor.needs_trajectories else 2, f"fitting {method}")
     if predictor.needs_trajectories and traj is None:
-        traj = trajectories(run, horizon=horizon, progress=progress)
+        traj = trajectories(run, horizon=horizon, progress=progress, device=trajectory_device({method: hparams}))
     predictor.fit(traj, run.steps, progress=epoch_progress)
     predictor.fit_info["modules"] = {name: list(spec.shape) for name, spec in run.modules.items()}
     predictor.fit_info["source"] = run.source

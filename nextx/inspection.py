@@ -18,9 +18,10 @@ def module_type(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def inspect_run(run: Run, *, progress: Callable[[str], None] | None = None) -> dict:
-    """Run description plus per-module σ₁, energy and linear-fit R² of the global delta."""
-    traj = trajectories(run, horizon=0, kinds=("global",), progress=progress)
+def inspect_run(run: Run, *, progress: Callable[[str], None] | None = None, device: str = "cpu") -> dict:
+    """Run description plus per-module σ₁, energy and linear-fit R² of the global delta (the factor
+    products on ``device``)."""
+    traj = trajectories(run, horizon=0, kinds=("global",), progress=progress, device=device)
     modules = []
     for name, mt in traj.modules.items():
         sigma = [float(s) for s in mt.global_delta.sigma]

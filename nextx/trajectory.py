@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from nextx.devices import resolve_device
 from nextx.io.run import Run
 from nextx.lowrank import DenseStack, FactorStack, Spectrum, align_sign
 from nextx.threads import free_core_threads
@@ -129,14 +130,17 @@ def trajectories(
     kinds: Iterable[str] = DELTA_KINDS,
     modules: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> Trajectories:
-    """Rank-1 trajectories of every trained module (read one module at a time)."""
+    """Rank-1 trajectories of every trained module (read one module at a time). ``device`` (auto,
+    cpu, cuda[:N], mps): where a LoRA run's factor products run; the series are returned on the CPU."""
     kinds = tuple(kinds)
     names = list(modules) if modules is not None else list(run.modules)
+    where = resolve_device(device)
     result = {}
     with free_core_threads():  # beside a busy process, a full-size pool slows every product several-fold
         for name in names:  # one module in memory at a time
-            result[name] = module_trajectory(name, run.deltas(name), run.steps, horizon, kinds)
+            result[name] = module_trajectory(name, run.deltas(name, device=where), run.steps, horizon, kinds)
             if progress:
                 progress(name)
     return Trajectories(run.steps, horizon, result)

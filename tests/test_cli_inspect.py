@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from nextx.cli.main import cli
 
@@ -105,3 +106,14 @@ def test_progress_off_a_terminal_is_plain_lines_per_stage(cli_runner, trl_run, m
     monkeypatch.delenv("NEXTX_PROGRESS_EVERY")
     quiet = cli_runner.invoke(cli, ["backtest", str(trl_run), "--methods", "linear", "--holdout", "2", "--json"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_inspect_device_unknown_or_absent_is_one_line(cli_runner, trl_run):
+    cases = [("gpu0", "Error: unknown device 'gpu0'. Choose auto, cpu, cuda, cuda:N or mps.")]
+    if not torch.cuda.is_available():
+        cases.append(("cuda", "Error: device cuda is not available here (no CUDA). Use --device cpu or auto."))
+    for device, line in cases:
+        result = cli_runner.invoke(cli, ["inspect", str(trl_run), "--device", device])
+        assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == line and result.stdout == ""
+    result = cli_runner.invoke(cli, ["inspect", str(trl_run), "--device", "auto", "--json"])
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["modules"]) == 14

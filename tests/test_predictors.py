@@ -22,7 +22,7 @@ from helpers import KNOWN_DYNAMICS, make_lora_run, raises_whole
 
 from nextx import load_run
 from nextx.backtesting import backtest
-from nextx.errors import PredictorError
+from nextx.errors import DeviceError, PredictorError
 from nextx.fitting import fit, load_predictor, save_predictor
 from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, Predictor, make_predictor
@@ -190,7 +190,8 @@ def test_steps_ahead_and_alpha_per_method(method, steps_per_alpha):
 def test_next_epochs_auto_stops_when_the_loss_stalls_and_device_is_recorded(trl_run):
     """epochs="auto": at most 1000, stopping once 50 epochs improve the loss by < 0.1%; the device is
     resolved (auto → CUDA when present) and reported; predictions are unchanged by where it trained."""
-    from nextx.predictors.next import AUTO_PATIENCE, resolve_device
+    from nextx.devices import resolve_device
+    from nextx.predictors.next import AUTO_PATIENCE
 
     run = load_run(trl_run)
     predictor = fit(run, "next", horizon=2, epochs="auto", lr=1e-2, device="auto")
@@ -199,7 +200,7 @@ def test_next_epochs_auto_stops_when_the_loss_stalls_and_device_is_recorded(trl_
     curve = [sum(v[i] for v in info["loss_curve"].values()) for i in range(info["epochs_run"])]
     if info["epochs_run"] < 1000:  # stopped: the last 50 epochs gained < 0.1% over the best before them
         assert min(curve[-AUTO_PATIENCE:]) > 0.999 * min(curve[:-AUTO_PATIENCE])
-    with raises_whole(PredictorError, "unknown device 'gpu0'. Choose auto, cpu, cuda, cuda:N or mps."):
+    with raises_whole(DeviceError, "unknown device 'gpu0'. Choose auto, cpu, cuda, cuda:N or mps."):
         fit(run, "next", horizon=2, epochs=2, device="gpu0")
     with raises_whole(PredictorError, "epochs must be a positive integer or 'auto', not 'many'."):
         fit(run, "next", horizon=2, epochs="many")

@@ -1,5 +1,6 @@
 """Global / local / target rank-1 series against dense SVDs of the materialised deltas, and signs."""
 
+import pytest
 import torch
 from helpers import load_lora_delta
 
@@ -70,3 +71,20 @@ def test_a_series_started_from_a_reference_keeps_the_chained_signs():
     assert torch.allclose(part.local_delta.u, full.local_delta.u[-1:], atol=1e-6)
     flips = [float(full.global_delta.u[i] @ full.global_delta.u[i - 1]) for i in range(1, 7)]
     assert all(f >= 0 for f in flips)
+
+
+DEVICES = ["auto"] + [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_trajectories_on_another_device_match_the_cpu_and_come_back_on_it(trl_run, device):
+    """``device``: the factor products run there (CUDA when present, for ``auto``), the series come
+    back on the CPU and agree with the CPU's to 1e-9 relative (float64 either way)."""
+    run = load_run(trl_run)
+    on_cpu, elsewhere = trajectories(run, horizon=2), trajectories(run, horizon=2, device=device)
+    for name, mt in on_cpu.modules.items():
+        for kind in ("global_delta", "local_delta", "target_delta"):
+            ours, theirs = getattr(mt, kind), getattr(elsewhere.modules[name], kind)
+            assert theirs.sigma.device.type == theirs.u.device.type == theirs.v.device.type == "cpu"
+            assert torch.allclose(theirs.sigma, ours.sigma, rtol=1e-9, atol=0)
+            assert torch.allclose(theirs.u, ours.u, atol=1e-6) and torch.allclose(theirs.v, ours.v, atol=1e-6)

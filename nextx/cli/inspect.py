@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from nextx.cli.common import console, emit_json, progress_bar, run_options
+from nextx.devices import DEVICE_HELP
 from nextx.inspection import inspect_run
 
 
@@ -29,7 +30,9 @@ def _series(values: list) -> str:
               help="One row per module type, or one per module.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write σ₁ and energy over steps to a PNG.")
-def inspect(open_run, granularity: str, as_json: bool, plot: str | None) -> None:
+@click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+              help=f"Where the factor products run: {DEVICE_HELP}.")
+def inspect(open_run, granularity: str, as_json: bool, plot: str | None, device: str) -> None:
     """Show the exact rank-1 trajectory of every trained module of RUN.
 
     \b
@@ -37,6 +40,7 @@ def inspect(open_run, granularity: str, as_json: bool, plot: str | None) -> None
       nextx inspect runs/grpo
       nextx inspect runs/grpo --modules all --json > traj.json
       nextx inspect ckpts --layout verl --lora-alpha 32 --plot traj.png
+      nextx inspect hf://org/run --device auto
     """
     if plot:
         from nextx.plot import check_new
@@ -44,7 +48,7 @@ def inspect(open_run, granularity: str, as_json: bool, plot: str | None) -> None
         check_new(plot)
     run = open_run()
     with progress_bar("reading modules", len(run.modules)) as advance:
-        report = inspect_run(run, progress=advance)
+        report = inspect_run(run, progress=advance, device=device)
     if plot:
         from nextx.plot import plot_inspect
 

@@ -165,9 +165,14 @@ def lora_modules(keys: list[str], path: Path) -> tuple[dict[str, dict[str, str]]
 def lora_factors(
     B: torch.Tensor, A: torch.Tensor, scaling: float, fan_in_fan_out: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L, R) with L·R = the update of the stored weight: s·B·A, or (s·B·A)ᵀ with fan_in_fan_out."""
-    B = B.to(torch.float64)
+    """(L, R) in float64 with L·R = the update of the stored weight: s·B·A, or (s·B·A)ᵀ with
+    fan_in_fan_out. s scales the smaller factor; L's transpose is contiguous (as `FactorStack` keeps it)."""
+    B = B.T.contiguous().to(torch.float64).T  # m×r whose transpose is row-major: transposed in the narrow dtype
     A = A.to(torch.float64)
+    if B.numel() <= A.numel():
+        B = scaling * B
+    else:
+        A = scaling * A
     if fan_in_fan_out:
-        return A.T, scaling * B.T
-    return scaling * B, A
+        return A.T, B.T
+    return B, A

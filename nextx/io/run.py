@@ -104,18 +104,19 @@ class Run:
         path = self._files[key]
         return path if path.is_dir() else None
 
-    def deltas(self, name: str, *, lazy: bool = False) -> FactorStack | DenseStack:
+    def deltas(self, name: str, *, lazy: bool = False, device: str | torch.device = "cpu") -> FactorStack | DenseStack:
         """Global deltas ΔWᵢ = Wᵢ − W₀ of one module at every checkpoint (index i ↔ checkpoints[i]).
 
         ``lazy`` (LoRA runs): checkpoint i is read only when a computation first needs it, so a
         method that looks at the last two checkpoints reads two files, not the whole run.
+        ``device`` (LoRA runs): where the factor products run (`FactorStack`); full weights stay on the CPU.
         """
         spec = self.modules[name]
         if self.kind == "lora":
             if lazy:
-                return FactorStack.lazy(len(self.checkpoints), lambda i: self._factors(spec, [i])[0])
+                return FactorStack.lazy(len(self.checkpoints), lambda i: self._factors(spec, [i])[0], device=device)
             pairs = self._factors(spec, range(len(self.checkpoints)))
-            return FactorStack([left for left, _ in pairs], [right for _, right in pairs])
+            return FactorStack([left for left, _ in pairs], [right for _, right in pairs], device=device)
         base = ShardedSafetensors(self.base).get(spec.keys[0]).to(torch.float32)
         return DenseStack([self._file(c).get(spec.keys[0]).to(torch.float32) - base for c in self.checkpoints])
 

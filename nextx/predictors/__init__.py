@@ -29,6 +29,13 @@ def with_seed(hparams: dict[str, dict], seed: int) -> dict[str, dict]:
     return out
 
 
+def trajectory_device(hparams: dict[str, dict]) -> str:
+    """Where the rank-1 trajectories run: the ``device`` a method's settings name (NExt's
+    ``--device``), else the CPU."""
+    named = [str(values["device"]) for values in hparams.values() if values.get("device") is not None]
+    return named[0] if named else "cpu"
+
+
 def make_predictor(method: str, horizon: int = 5, **hparams) -> Predictor:
     """An unfitted predictor of the named method."""
     if method not in REGISTRY:

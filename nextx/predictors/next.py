@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nextx.devices import DEVICE_HELP, resolve_device
 from nextx.errors import PredictorError
 from nextx.lowrank import FactoredUpdate
 from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, positive_float, positive_int
@@ -38,19 +39,6 @@ AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once th
 AUTO_PATIENCE, AUTO_MIN_GAIN = 50, 1e-3  # … stop when 50 epochs improved the total loss by < 0.1%
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cpu', 'cuda', 'cuda:N', 'mps' as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise PredictorError(f"unknown device {name!r}", hint="Choose auto, cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PredictorError(f"device {name} is not available here (no CUDA)", hint="Use --device cpu or auto.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise PredictorError("device mps is not available here", hint="Use --device cpu or auto.")
-    return device
 REFERENCE_PREFIX = "sign_reference/"
 
 
@@ -97,7 +85,8 @@ class NExt(Predictor):
               "≤ 1000).", option="--epochs", parse=epochs_or_auto, metavar="INTEGER|auto"),
         Param("group_by", "length", "NExt: one predictor per vector length (paper) or per module type.",
               option="--group-by", choices=("length", "type")),
-        Param("device", "cpu", "Where NExt trains: auto, cpu, cuda[:N], mps.", option="--device", parse=str, metavar="DEVICE"),
+        Param("device", "cpu", f"Where NExt trains and the rank-1 trajectories' factor products run: {DEVICE_HELP}.",
+              option="--device", parse=str, metavar="DEVICE"),
         Param("fit_dtype", "float32", "Precision of NExt's training matmuls: float32, or bfloat16 autocast (faster "
               "where the hardware has it; the loss curve in predictor.json shows its effect).", option="--fit-dtype",
               choices=("float32", "bfloat16")),
