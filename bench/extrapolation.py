@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe  # noqa: E402
 from synthetic import SHAPES, module_shapes, write_run  # noqa: E402
 
 import nextx  # noqa: E402
@@ -109,13 +110,39 @@ def merged_rss_child(work: Path, shape: str) -> None:
           f"before, {after:.0f} MB after (+{after - before:.0f} MB; tensors stream, no shard is held in memory)")
 
 
-def matmul_peak(dtype: torch.dtype, shape=(560, 18944, 256)) -> float:
-    """FLOP/s of one NExt-sized matmul (N×d @ d×256) on this machine, best of 10."""
-    n, d, h = shape
-    x, w = torch.randn(n, d).to(dtype), torch.randn(h, d).to(dtype)
-    x @ w.T
-    best = min(_timed(lambda: x @ w.T) for _ in range(10))
-    return 2 * n * d * h / best
+def fit_shapes_peak(n: int, d: int, h: int = 256, dtype: torch.dtype = torch.float32) -> float:
+    """This machine's matmul FLOP/s on the fit's own shapes: the best of the six products a Linear
+    pair d→h→d runs on N = n rows (forward, input and weight gradients), best of 5 each."""
+    x, y, w_in, w_out = (torch.randn(*s).to(dtype) for s in ((n, d), (n, h), (h, d), (d, h)))
+    products = (lambda: x @ w_in.T, lambda: y @ w_out.T, lambda: x.T @ y, lambda: y.T @ x,
+                lambda: x @ w_out, lambda: y @ w_in)
+    best = []
+    for product in products:
+        product()
+        best.append(min(_timed(product) for _ in range(5)))
+    return 2 * n * d * h / min(best)
+
+
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")
+KINDS = {"optimizer (fused AdamW)": ("aten::_fused_adamw_",), "copies, fills and concatenation": (
+    "aten::copy_", "aten::fill_", "aten::cat", "aten::zero_"), "ReLU forward and backward": (
+    "aten::clamp_min", "aten::threshold_backward", "aten::relu"), "L1 loss forward and backward": (
+    "aten::sub", "aten::abs", "aten::sgn", "aten::mul", "aten::sum", "aten::mean")}
+
+
+def fit_breakdown(run, traj, epochs: int = 2) -> tuple[dict[str, float], float]:
+    """Share of the fit's CPU time per kind of operation (torch.profiler, ``epochs`` epochs), and
+    the matmuls' own seconds per epoch."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit(run, "next", horizon=5, traj=traj, epochs=epochs)
+    self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(self_us.values())
+    shares = {"matmuls": sum(self_us.get(k, 0) for k in MATMULS) / total}
+    shares.update({kind: sum(self_us.get(k, 0) for k in keys) / total for kind, keys in KINDS.items()})
+    shares["everything else"] = 1 - sum(shares.values())
+    return shares, sum(self_us.get(k, 0) for k in MATMULS) / 1e6 / epochs
 
 
 def _timed(fn) -> float:
@@ -138,7 +165,7 @@ def fit_and_adapter(work: Path, shape: str, steps: list[int], epochs: int) -> No
     if not (run_dir / "checkpoint-150").exists():
         write_run(run_dir, shape, steps)
     run = nextx.load_run(run_dir)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; run {run_dir} ({len(run.modules)} modules)")
+    print(f"{describe()}; run {run_dir} ({len(run.modules)} modules)")
 
     start = time.perf_counter()
     traj = nextx.trajectories(run, horizon=5)
@@ -148,12 +175,20 @@ def fit_and_adapter(work: Path, shape: str, steps: list[int], epochs: int) -> No
     train_s = time.perf_counter() - start
     per_epoch = train_s / epochs
     flops = next_flops_per_epoch(predictor)
-    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    pairs = predictor.fit_info["pairs"]
+    n, d = max(((pairs * count, int(key.rsplit(":", 1)[1])) for key, count in predictor.fit_info["groups"].items()),
+               key=lambda nd: nd[0] * nd[1])
+    peak = fit_shapes_peak(n, d)
+    achieved = flops / per_epoch
     print(f"[fit next] trajectories {traj_s:.1f} s; training {epochs} epochs {train_s:.1f} s "
           f"({per_epoch:.2f} s/epoch) → 1000 epochs ≈ {traj_s + 1000 * per_epoch:.0f} s total (goal ≤ 300 s)")
-    print(f"[fit next] {flops / 1e9:.0f} GFLOP per epoch = {flops / per_epoch / 1e9:.0f} GFLOP/s; this machine's "
-          f"matmul peak {fp32 / 1e9:.0f} GFLOP/s float32, {bf16 / 1e9:.0f} bfloat16 → 1000 epochs take at least "
-          f"{1000 * flops / fp32:.0f} s in float32, {1000 * flops / bf16:.0f} s even in bfloat16")
+    print(f"[fit next] {flops / 1e9:.0f} GFLOP of matmuls per epoch at {achieved / 1e9:.0f} GFLOP/s; this machine's "
+          f"float32 matmul peak on the fit's largest shapes (N={n}, d={d}) {peak / 1e9:.0f} GFLOP/s → "
+          f"{achieved / peak:.0%} of peak (goal ≥ 80%); 1000 epochs take at least {1000 * flops / peak:.0f} s here")
+    shares, matmul_seconds = fit_breakdown(run, traj)
+    matmul_rate = flops / matmul_seconds
+    print("[fit next] where the time goes: " + ", ".join(f"{kind} {share:.0%}" for kind, share in shares.items())
+          + f"; inside the matmuls {matmul_rate / 1e9:.0f} GFLOP/s ({matmul_rate / peak:.0%} of peak)")
 
     for label, known in (("with the fit's trajectories (extrapolate --method next)", traj),
                          ("from a saved predictor (recomputes the last global/local triplets)", None)):

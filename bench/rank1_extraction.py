@@ -28,6 +28,7 @@ import torch
 from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe  # noqa: E402
 from synthetic import write_run  # noqa: E402
 
 HORIZON = 5
@@ -120,7 +121,7 @@ def main() -> None:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="nextx-bench-"))
     steps = [10 * (i + 1) for i in range(args.checkpoints)]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, workdir {workdir}")
+    print(f"{describe()}; workdir {workdir}")
     try:
         run = workdir / args.shape
         t = time.perf_counter()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe  # noqa: E402
 from synthetic import SHAPES, write_run  # noqa: E402
 
 HORIZON = 3  # NExt's target horizon: 5 checkpoints leave room for no more
@@ -75,6 +76,7 @@ def main() -> None:
     rows = [(shape, c, None) for shape in args.shapes.split(",") for c in counts]
     if args.layers_14b:
         rows += [("qwen2.5-14b", c, args.layers_14b) for c in counts]
+    print(describe())
     print("| shape | checkpoints | modules | trajectories s | trajectories peak GB | NExt s/epoch | 1000 epochs, min |"
           "\n|---|---|---|---|---|---|---|")
     try:

@@ -157,7 +157,8 @@ def backtest(
         report.methods[method] = {**_scores(total), "per_step": {str(step): _scores(s) for step, s in
                                                                  zip(held, sums[method], strict=True)}}
         if REGISTRY[method].trains:
-            report.methods[method]["fit_seconds"] = predictors[method].fit_info.get("fit_seconds")
+            info = predictors[method].fit_info
+            report.methods[method].update({"fit_seconds": info.get("fit_seconds"), "epochs_run": info.get("epochs_run")})
     report.best = best_method(report.methods)
     if scorer is not None:
         report.reward = reward_column(run, kept, predictors, traj, scorer)

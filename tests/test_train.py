@@ -247,6 +247,21 @@ def test_train_and_eval_commands(tmp_path, warm_tiny, cli_runner):
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]  # --force replaced the old run
 
 
+def test_next_epochs_reach_the_jump_and_bad_ones_are_refused(tmp_path, warm_tiny, cli_runner):
+    from nextx.errors import NextxError
+
+    out = tmp_path / "run"
+    result = cli_runner.invoke(cli, ["train", "-o", str(out), "--model", str(warm_tiny), "--steps", "3", "--save-every", "1",
+                                     "--prompts-per-step", "4", "--num-generations", "4", "--next-at", "2", "--horizon",
+                                     "1", "--next-epochs", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["config"]["next_epochs"] == 3
+    assert [(j["step"], j["method"], j["epochs_run"]) for j in record["jumps"]] == [(2, "next", 3)]
+    with raises_whole(NextxError, "--next-epochs 0 is neither a positive number of epochs nor 'auto'."):
+        GRPORunConfig(output_dir="x", next_epochs=0)
+
+
 @pytest.mark.slow
 def test_full_default_demo_command(tmp_path, nextx_cache, cli_runner):
     """`nextx demo` exactly as the README runs it (several minutes on 2 cores)."""

@@ -12,6 +12,7 @@ import click
 
 from nextx.cli.common import console, emit_json, number_or_auto
 from nextx.errors import NextxError
+from nextx.predictors.next import epochs_or_auto
 from nextx.train.arms import ARMS
 from nextx.train.config import GRPORunConfig, GRPOSettings
 from nextx.train.tasks import TASKS
@@ -55,6 +56,9 @@ def settings_options(func):
             option["type"] = click.Path(exists=True)
         elif hint == float | str | None:  # a number of steps or "auto"
             option["callback"] = lambda ctx, param, text: number_or_auto(text, "--" + param.name.replace("_", "-"))
+        elif hint == int | str:  # a number of epochs or "auto"
+            option["callback"] = lambda ctx, param, text: None if text is None else _epochs(text, param)
+            option["metavar"] = "INTEGER|auto"
         elif base in (int, float):
             bounded = click.IntRange if base is int else click.FloatRange
             option["type"] = bounded(min=meta["min"], max=meta["max"]) if meta["min"] is not None else base
@@ -66,6 +70,13 @@ def settings_options(func):
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         wrapper = click.option(flag, f.name, **{k: v for k, v in option.items() if v is not None})(wrapper)
     return wrapper
+
+
+def _epochs(text: str, param) -> int | str:
+    try:
+        return epochs_or_auto(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param=param) from None
 
 
 @click.command("train")

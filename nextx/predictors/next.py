@@ -71,7 +71,13 @@ def _group_key(component: str, name: str, length: int, group_by: str) -> str:
 
 
 def epochs_or_auto(text: str) -> int | str:
-    return text if text == "auto" else positive_int(text)
+    """'auto' or a positive number of epochs (ValueError otherwise)."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a positive number of epochs nor 'auto'") from None
 
 
 class NExt(Predictor):

@@ -126,7 +126,8 @@ class NExtCallback(TrainerCallback):
                 "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
                 "reason": choice.reason, "apply": self.apply, "seconds": time.perf_counter() - start,
                 "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
-                "max_rank_error": max(errors.values(), default=0.0)}
+                "max_rank_error": max(errors.values(), default=0.0),
+                "epochs_run": choice.extrapolation.predictor.fit_info.get("epochs_run") if choice.jump else None}
         self.jumps.append(jump)
         if self.log:
             if choice.jump:

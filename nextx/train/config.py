@@ -56,6 +56,8 @@ class GRPOSettings:
     next_ahead: float | str | None = knob(None, "Training steps past the checkpoint, or auto (default: one horizon).")
     next_horizon: int = knob(3, "NExt's target horizon, in checkpoints.", flag="--horizon", minimum=1)
     next_lr: float | None = knob(None, "NExt predictor learning rate (default: the paper's 2e-5).", minimum=0)
+    next_epochs: int | str = knob(1000, "NExt training epochs per jump (the paper's 1000), or auto (stop once 50 "
+                                  "epochs improve the loss by < 0.1%).")
     next_select: str = knob("weights", "reward: jump only if a candidate beats staying on the task's validation "
                             "prompts.", choices=("weights", "reward"))
     next_eval_size: int = knob(500, "Validation prompts per candidate with --next-select reward.", minimum=10)
@@ -128,6 +130,9 @@ class GRPORunConfig(GRPOSettings):
         if self.next_select == "reward" and self.task is None:
             raise NextxError("--next-select reward needs a built-in --task (its verifier scores the candidates)",
                              hint="Use --next-select weights, or NExtCallback(select='reward', scorer=...) in Python.")
+        if self.next_epochs != "auto" and (isinstance(self.next_epochs, bool) or not isinstance(self.next_epochs, int)
+                                           or self.next_epochs < 1):
+            raise NextxError(f"--next-epochs {self.next_epochs!r} is neither a positive number of epochs nor 'auto'")
         if isinstance(self.next_ahead, str) and self.next_ahead != "auto":
             raise NextxError(f"--next-ahead {self.next_ahead!r} is neither a number of steps nor 'auto'")
         if isinstance(self.next_ahead, float | int) and self.next_ahead < 0:

@@ -140,7 +140,7 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     model, lora = load_policy(config, model_path)
     callbacks = list(callbacks or [])
     if config.next_at is not None:
-        hparams = {"lr": config.next_lr} if config.next_lr else {}
+        hparams = {"epochs": config.next_epochs, **({"lr": config.next_lr} if config.next_lr else {})}
         scorer = None
         if config.next_select == "reward":
             scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
