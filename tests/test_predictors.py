@@ -18,10 +18,9 @@ to 100; backtest holds out the last 3 (the "known future"), NExt horizon 2.
 import json
 
 import pytest
-import torch
 from helpers import KNOWN_DYNAMICS, make_lora_run, raises_whole
 
-from nextx import load_run, trajectories
+from nextx import load_run
 from nextx.backtesting import backtest
 from nextx.errors import DeviceError, PredictorError
 from nextx.fitting import fit, load_predictor, save_predictor
@@ -188,32 +187,19 @@ def test_steps_ahead_and_alpha_per_method(method, steps_per_alpha):
     assert predictor.coef_for_step(80 + 2 * steps_per_alpha, steps) == pytest.approx(2.0)
 
 
-def test_next_epochs_auto_keeps_the_best_epoch_on_held_out_pairs_and_device_is_recorded(trl_run):
-    """epochs="auto": each module's latest pair is held out, the weights kept are the epoch's with the
-    lowest held-out loss (recomputed here from the returned model, float32: 1e-5 relative), and
-    training stops 100 epochs after it (≤ 1000); with a single pair, once 50 epochs improve the
-    training loss by < 0.1%. The device is resolved (auto → CUDA when present) and reported."""
+def test_next_epochs_auto_stops_when_the_loss_stalls_and_device_is_recorded(trl_run):
+    """epochs="auto": at most 1000, stopping once 50 epochs improve the loss by < 0.1%; the device is
+    resolved (auto → CUDA when present) and reported; predictions are unchanged by where it trained."""
     from nextx.devices import resolve_device
-    from nextx.predictors.next import AUTO_PATIENCE, VALIDATION_PATIENCE, _l1
+    from nextx.predictors.next import AUTO_PATIENCE
 
-    run = load_run(trl_run)  # 8 checkpoints, horizon 2: 6 pairs per module
+    run = load_run(trl_run)
     predictor = fit(run, "next", horizon=2, epochs="auto", lr=1e-2, device="auto")
     info = predictor.fit_info
-    curve = info["held_out_curve"]
-    assert info["device"] == str(resolve_device("auto")) and info["auto_rule"] == "held-out pairs"
-    assert len(curve) == info["epochs_run"] <= 1000 and info["best_epoch"] == 1 + curve.index(min(curve))
-    assert info["epochs_run"] in (1000, info["best_epoch"] + VALIDATION_PATIENCE)
-    held = 0.0
-    for key, triples in predictor._training_sets(trajectories(run, horizon=2)).items():  # the fit's own groups
-        scale = predictor.sigma_scale.get(key, 1.0)
-        latest = tuple(torch.stack([rows[-1] for rows in parts]).float() / scale for parts in zip(*triples, strict=True))
-        with torch.no_grad():
-            held += float(_l1(predictor.models[key], latest))
-    assert held == pytest.approx(min(curve), rel=1e-5)
-    one_pair = fit(run, "next", horizon=7, epochs="auto", lr=1e-2).fit_info
-    assert one_pair["auto_rule"] == "training-loss plateau (one pair: nothing to hold out)"
-    totals = [sum(v[i] for v in one_pair["loss_curve"].values()) for i in range(one_pair["epochs_run"])]
-    assert one_pair["epochs_run"] == 1000 or min(totals[-AUTO_PATIENCE:]) > 0.999 * min(totals[:-AUTO_PATIENCE])
+    assert info["device"] == str(resolve_device("auto")) and AUTO_PATIENCE < info["epochs_run"] <= 1000
+    curve = [sum(v[i] for v in info["loss_curve"].values()) for i in range(info["epochs_run"])]
+    if info["epochs_run"] < 1000:  # stopped: the last 50 epochs gained < 0.1% over the best before them
+        assert min(curve[-AUTO_PATIENCE:]) > 0.999 * min(curve[:-AUTO_PATIENCE])
     with raises_whole(DeviceError, "unknown device 'gpu0'. Choose auto, cpu, cuda, cuda:N or mps."):
         fit(run, "next", horizon=2, epochs=2, device="gpu0")
     with raises_whole(PredictorError, "epochs must be a positive integer or 'auto', not 'many'."):

@@ -35,9 +35,8 @@ from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, p
 from nextx.threads import free_cores
 from nextx.trajectory import Trajectories
 
-AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once held-out pairs stop improving
-VALIDATION_PATIENCE = 100  # … stop 100 epochs after the held-out loss was last at its lowest
-AUTO_PATIENCE, AUTO_MIN_GAIN = 50, 1e-3  # with one pair (nothing to hold out): 50 epochs gaining < 0.1% in training
+AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once the loss stops improving
+AUTO_PATIENCE, AUTO_MIN_GAIN = 50, 1e-3  # … stop when 50 epochs improved the total loss by < 0.1%
 
 
 REFERENCE_PREFIX = "sign_reference/"
@@ -88,9 +87,8 @@ class NExt(Predictor):
     params = (
         Param("lr", 2e-5, "NExt learning rate (the paper's 2e-5; ~3e-4 suits vectors shorter than ~1k).",
               option="--next-lr", parse=positive_float),
-        Param("epochs", 1000, "NExt training epochs, or auto: hold out each module's latest pair, keep the epoch "
-              "with the lowest held-out loss, stop 100 epochs after it (≤ 1000).", option="--epochs",
-              parse=epochs_or_auto, metavar="INTEGER|auto"),
+        Param("epochs", 1000, "NExt training epochs, or auto (stop once 50 epochs improve the loss by < 0.1%, "
+              "≤ 1000).", option="--epochs", parse=epochs_or_auto, metavar="INTEGER|auto"),
         Param("group_by", "length", "NExt: one predictor per vector length (paper) or per module type.",
               option="--group-by", choices=("length", "type")),
         Param("device", "cpu", f"Where NExt trains and the rank-1 trajectories' factor products run: {DEVICE_HELP}.",
@@ -151,8 +149,7 @@ class NExt(Predictor):
         hp = self.hparams
         device = resolve_device(str(hp["device"]))
         start = time.perf_counter()
-        batches, held_out = {}, {}
-        validate = hp["epochs"] == "auto" and pairs >= 2
+        batches = {}
         sets = self._training_sets(traj)
         for index, (key, triples) in enumerate(sorted(sets.items())):
             x_global, x_local, target = (torch.cat(parts) for parts in zip(*triples, strict=True))
@@ -162,25 +159,20 @@ class NExt(Predictor):
                 x_global, x_local, target = x_global / scale, x_local / scale, target / scale
             torch.manual_seed(hp["seed"] * 1000 + index)
             self.models[key] = ComponentPredictor(x_global.shape[1], hp["hidden"]).to(device)
-            rows = (x_global.to(device), x_local.to(device), target.to(device))
-            if validate:  # each module contributes `pairs` consecutive rows; its latest one is held out
-                latest = torch.arange(len(target), device=device) % pairs == pairs - 1
-                held_out[key] = tuple(x[latest] for x in rows)
-                rows = tuple(x[~latest] for x in rows)
-            batches[key] = rows
+            batches[key] = (x_global.to(device), x_local.to(device), target.to(device))
         # tiny groups run faster on one thread (less synchronisation than arithmetic)
         small = max(x[0].numel() for x in batches.values()) < 2**18
         threads = torch.get_num_threads()
         torch.set_num_threads(1 if small else min(threads, free_cores()))
         try:
-            losses, stopping = _train(self.models, batches, hp, progress, held_out)
+            losses = _train(self.models, batches, hp, progress)
         finally:
             torch.set_num_threads(threads)
         self.models = {key: model.cpu() for key, model in self.models.items()}  # predictions run on the CPU
         self.reference_u = {name: mt.global_delta.u[-1].clone() for name, mt in traj.modules.items()}
         self.fit_info = {"steps": list(steps), "pairs": pairs, "fit_seconds": time.perf_counter() - start,
                          "final_loss": {k: v[-1] for k, v in losses.items()}, "loss_curve": losses,
-                         "epochs_run": len(next(iter(losses.values()))), **stopping, "device": str(device),
+                         "epochs_run": len(next(iter(losses.values()))), "device": str(device),
                          "fit_dtype": hp["fit_dtype"],
                          "groups": {k: len(v) for k, v in sets.items()}}
         return self
@@ -254,23 +246,12 @@ class NExt(Predictor):
         self.reference_u = {k[len(REFERENCE_PREFIX):]: v for k, v in tensors.items() if k.startswith(REFERENCE_PREFIX)}
 
 
-def _l1(model: ComponentPredictor, rows: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """L1 loss of one group: sum over elements, mean over pairs."""
-    x_global, x_local, target = rows
-    return (model(x_global, x_local).float() - target).abs().sum(1).mean()
-
-
 def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch.Tensor, ...]], hp: dict,
-           progress: Callable[[], None] | None = None, held_out: dict[str, tuple[torch.Tensor, ...]] | None = None,
-           ) -> tuple[dict[str, list[float]], dict]:
+           progress: Callable[[], None] | None = None):
     """Full-batch AdamW on the L1 loss (sum over elements, mean over pairs), cosine to min_lr_ratio×lr.
 
     All groups train in one loop with one optimizer: their parameters are disjoint and AdamW is
     per-element, so this equals training each group alone, with less per-step overhead.
-    epochs="auto": with ``held_out`` pairs, the weights of the epoch with the lowest held-out loss
-    are kept and training stops ``VALIDATION_PATIENCE`` epochs after it; without, training stops
-    once ``AUTO_PATIENCE`` epochs improve the training loss by < 0.1%. Returns the loss curves and
-    how training stopped (for predictor.json).
     """
     params = [p for model in models.values() for p in model.parameters()]
     try:  # one fused kernel per step (torch ≥ 2.4 on CPU): ~3× less memory traffic than foreach
@@ -288,11 +269,11 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
     device = next(iter(batches.values()))[0].device
     precision = (torch.autocast(device.type, dtype=torch.bfloat16) if hp["fit_dtype"] == "bfloat16"
                  else contextlib.nullcontext())
-    keeper = _BestOnHeldOut(held_out, precision) if auto and held_out else None
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
         with precision:
-            losses = {key: _l1(models[key], rows) for key, rows in batches.items()}
+            losses = {key: (models[key](g, loc).float() - target).abs().sum(1).mean()
+                      for key, (g, loc, target) in batches.items()}
         total = sum(losses.values())
         total.backward()
         optimizer.step()
@@ -302,46 +283,9 @@ def _train(models: dict[str, ComponentPredictor], batches: dict[str, tuple[torch
         totals.append(total.item())
         if progress:
             progress()
-        if keeper is not None:
-            if keeper.stop_after(models):
-                break
-        elif auto and _plateaued(totals):
-            break
-    stopping = keeper.restore(models) if keeper else (
-        {"auto_rule": "training-loss plateau (one pair: nothing to hold out)"} if auto else {})
+        if auto and len(totals) > AUTO_PATIENCE and \
+                min(totals[-AUTO_PATIENCE:]) > (1 - AUTO_MIN_GAIN) * min(totals[:-AUTO_PATIENCE]):
+            break  # the last 50 epochs improved the best loss before them by less than 0.1%
     for model in models.values():
         model.eval()
-    return curves, stopping
-
-
-def _plateaued(totals: list[float]) -> bool:
-    """The last AUTO_PATIENCE epochs improved the best training loss before them by < 0.1%."""
-    return len(totals) > AUTO_PATIENCE and min(totals[-AUTO_PATIENCE:]) > (1 - AUTO_MIN_GAIN) * min(totals[:-AUTO_PATIENCE])
-
-
-class _BestOnHeldOut:
-    """epochs="auto" with held-out pairs: keeps the weights of the epoch with the lowest held-out loss;
-    training stops VALIDATION_PATIENCE epochs after the last new lowest."""
-
-    def __init__(self, held_out: dict[str, tuple[torch.Tensor, ...]], precision):
-        self.held_out, self.precision = held_out, precision
-        self.curve: list[float] = []
-        self.best_epoch = 0
-        self.best_state: dict[str, dict[str, torch.Tensor]] = {}
-
-    def stop_after(self, models: dict[str, ComponentPredictor]) -> bool:
-        """Score this epoch's weights on the held-out pairs; True once patience has run out."""
-        with torch.no_grad(), self.precision:
-            self.curve.append(float(sum(_l1(models[key], rows) for key, rows in self.held_out.items())))
-        if self.curve[-1] < min(self.curve[:-1], default=math.inf):
-            self.best_epoch = len(self.curve)
-            self.best_state = {key: {n: t.detach().clone() for n, t in model.state_dict().items()}
-                               for key, model in models.items()}
-        return len(self.curve) - self.best_epoch >= VALIDATION_PATIENCE
-
-    def restore(self, models: dict[str, ComponentPredictor]) -> dict:
-        """Load the best epoch's weights; what predictor.json records of the choice."""
-        for key, model in models.items():
-            model.load_state_dict(self.best_state[key])
-        return {"auto_rule": "held-out pairs", "best_epoch": self.best_epoch, "held_out_pairs": 1,
-                "held_out_curve": self.curve}
+    return curves

@@ -56,8 +56,8 @@ class GRPOSettings:
     next_ahead: float | str | None = knob(None, "Training steps past the checkpoint, or auto (default: one horizon).")
     next_horizon: int = knob(3, "NExt's target horizon, in checkpoints.", flag="--horizon", minimum=1)
     next_lr: float | None = knob(None, "NExt predictor learning rate (default: the paper's 2e-5).", minimum=0)
-    next_epochs: int | str = knob(1000, "NExt training epochs per jump (the paper's 1000), or auto (keep the epoch "
-                                  "that best predicts each module's latest pair, held out).")
+    next_epochs: int | str = knob(1000, "NExt training epochs per jump (the paper's 1000), or auto (stop once 50 "
+                                  "epochs improve the loss by < 0.1%).")
     next_select: str = knob("weights", "reward: jump only if a candidate beats staying on the task's validation "
                             "prompts.", choices=("weights", "reward"))
     next_eval_size: int = knob(500, "Validation prompts per candidate with --next-select reward.", minimum=10)
