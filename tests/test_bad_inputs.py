@@ -5,10 +5,11 @@ import shutil
 
 import pytest
 import torch
-from helpers import make_full_run, make_lora_run
+from helpers import make_full_run, make_lora_run, raises_whole
 from safetensors.torch import load_file, save_file
 
 from nextx.cli.main import cli
+from nextx.errors import CheckpointError
 
 
 def fails(runner, args, message):
@@ -90,6 +91,22 @@ def test_garbage_safetensors(cli_runner, run_copy):
     fails(cli_runner, ["inspect", run_copy], "cannot read safetensors file: Error while deserializing header: "
           f"invalid header length ({run_copy / 'checkpoint-20' / 'adapter_model.safetensors'}). The file is corrupt "
           "or truncated; re-save or re-download this checkpoint.")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_finite_check_in_the_tensors_own_dtype(dtype, tmp_path):
+    """`checked` sums in the tensor's dtype (no float32 copy of a large bf16 tensor); a finite fp16
+    tensor whose sum overflows fp16 still passes, through the element-wise check."""
+    from nextx.io.tensors import checked
+
+    large = torch.full((4096,), 60000.0 if dtype == torch.float16 else 1.0, dtype=dtype)
+    assert checked(large, "w", tmp_path) is large
+    for value in (float("nan"), float("inf"), float("-inf")):
+        bad = large.clone()
+        bad[7] = value
+        with raises_whole(CheckpointError, f"tensor w contains NaN or Inf ({tmp_path}). The run diverged or the "
+                                           "file is damaged; drop this checkpoint."):
+            checked(bad, "w", tmp_path)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])

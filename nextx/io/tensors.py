@@ -183,8 +183,10 @@ def open_tensor_file(directory: Path, stem: str, *, allow_pickle: bool) -> Safet
 
 
 def checked(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
-    """The tensor, or CheckpointError if it holds NaN or Inf (one float32 sum: NaN and ±Inf propagate)."""
-    if tensor.is_floating_point() and not math.isfinite(float(tensor.sum(dtype=torch.float32))) \
+    """The tensor, or CheckpointError if it holds NaN or Inf. Fast path: one sum in the tensor's own
+    dtype (NaN and ±Inf propagate; no float32 copy of a bf16 embedding); an overflowing sum falls
+    back to the element-wise check."""
+    if tensor.is_floating_point() and not math.isfinite(float(tensor.sum())) \
             and not bool(torch.isfinite(tensor).all()):
         raise CheckpointError(
             f"tensor {key} contains NaN or Inf", path=path, hint="The run diverged or the file is damaged; drop this checkpoint."
