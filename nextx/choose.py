@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from nextx.backtesting import DEFAULT_METHODS, auto_choice, backtest
 from nextx.errors import PredictorError
 from nextx.extrapolation import Extrapolation, extrapolate
-from nextx.fitting import fit
+from nextx.fitting import fit, method_trajectories
 from nextx.io.run import Run
-from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor, trajectory_device, with_seed
+from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor, with_seed
 from nextx.scoring import Score, Scorer, paired_difference
-from nextx.trajectory import Trajectories, trajectories
+from nextx.trajectory import Trajectories
 
 CANDIDATE_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.candidate)
 HORIZON_FRACTIONS = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -35,8 +35,8 @@ Fitter = Callable[[Run, str, int, dict, "Trajectories | None"], tuple[Predictor,
 
 def plain_fitter(run: Run, method: str, horizon: int, hparams: dict, traj: Trajectories | None):
     """Fit ``method`` (computing the trajectories if it needs them and none are given)."""
-    if REGISTRY[method].needs_trajectories and traj is None:
-        traj = trajectories(run, horizon=horizon, device=trajectory_device({method: hparams}))
+    if traj is None:
+        traj = method_trajectories(run, method, horizon, hparams)
     return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
 
 

@@ -21,6 +21,15 @@ PREDICTOR_JSON = "predictor.json"
 PREDICTOR_TENSORS = "predictor.safetensors"
 
 
+def method_trajectories(run: Run, method: str, horizon: int, hparams: dict,
+                        progress: Callable[[str], None] | None = None) -> Trajectories | None:
+    """The rank-1 trajectories ``method`` fits on (None for a method that needs none), computed on
+    the device its settings name (NExt's ``device``)."""
+    if not REGISTRY[method].needs_trajectories:
+        return None
+    return trajectories(run, horizon=horizon, progress=progress, device=trajectory_device({method: hparams}))
+
+
 def fit(
     run: Run,
     method: str = "next",
@@ -35,8 +44,8 @@ def fit(
     ``progress(module)`` follows the trajectories, ``epoch_progress()`` the training epochs."""
     predictor = make_predictor(method, horizon=horizon, **hparams)
     require_checkpoints(len(run.steps), horizon + 1 if predictor.needs_trajectories else 2, f"fitting {method}")
-    if predictor.needs_trajectories and traj is None:
-        traj = trajectories(run, horizon=horizon, progress=progress, device=trajectory_device({method: hparams}))
+    if traj is None:
+        traj = method_trajectories(run, method, horizon, hparams, progress)
     predictor.fit(traj, run.steps, progress=epoch_progress)
     predictor.fit_info["modules"] = {name: list(spec.shape) for name, spec in run.modules.items()}
     predictor.fit_info["source"] = run.source

@@ -18,9 +18,9 @@ from nextx.cli.common import (
     progress_bars,
     run_options,
 )
-from nextx.fitting import fit, save_predictor
-from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, trajectory_device, with_seed
-from nextx.trajectory import Trajectories, trajectories
+from nextx.fitting import fit, method_trajectories, save_predictor
+from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, with_seed
+from nextx.trajectory import Trajectories
 
 METHOD_CHOICE = click.Choice(sorted(REGISTRY))
 
@@ -31,7 +31,7 @@ def fit_with_progress(run, method: str, horizon: int, hparams: dict,
     `extrapolate`), then the training epochs of methods that train."""
     if REGISTRY[method].needs_trajectories and traj is None:
         with progress_bar("rank-1 trajectories", len(run.modules)) as advance:
-            traj = trajectories(run, horizon=horizon, progress=advance, device=trajectory_device({method: hparams}))
+            traj = method_trajectories(run, method, horizon, hparams, advance)
     epochs = REGISTRY[method].planned_epochs(hparams)
     if not epochs:  # nothing to train
         return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
