@@ -13,11 +13,8 @@ winner also win on reward?
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from nextx import load_run  # noqa: E402
 from nextx.backtesting import backtest  # noqa: E402
@@ -40,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     print("| run | " + " | ".join(f"{m}: rel. error (gain over stay)" for m in METHODS) + " | best |")
     print("|---|" + "---|" * (len(METHODS) + 1))
-    from helpers import KNOWN_DYNAMICS, make_lora_run, save_base
+    from nextx.studies.dynamics import KNOWN_DYNAMICS, make_lora_run, save_base
 
     work = Path(tempfile.mkdtemp(prefix="nextx-backtest-"))
     base = save_base(work / "base")

@@ -12,24 +12,20 @@ steps saved (DGO's checkpoints on GRPO's curve), the paired final accuracy diffe
 from __future__ import annotations
 
 import json
-import os
-import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from steps_saved import _ci, seeds_parser, with_settings  # noqa: E402
-
-from nextx.train.demo import DemoConfig  # noqa: E402
-from nextx.train.dgo.compare import DEMO_STEPS, build_dgo_report, run_pair  # noqa: E402
+from nextx.studies.demo import DemoConfig
+from nextx.studies.dgo_compare import DEMO_STEPS, build_dgo_report, run_pair
+from nextx.studies.options import ci_text, map_seeds, seeds_parser, with_settings
 
 
-def _one_seed(out: Path, settings: dict, seed: int, threads: int) -> tuple[int, dict]:
-    import torch
+def quiet(message: str) -> None:
+    pass
 
-    torch.set_num_threads(threads)
-    return seed, run_pair(out / f"seed{seed}", settings, seed, log=lambda m: None)
+
+def one_seed(out: Path, settings: dict, seed: int) -> dict:
+    return run_pair(out / f"seed{seed}", settings, seed, log=quiet)
 
 
 def main() -> None:
@@ -43,16 +39,12 @@ def main() -> None:
     from nextx.train.tiny_model import tiny_model_path
 
     tiny_model_path(settings["task"], experiences=True)  # build once, before the workers
-    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
     results = {}
-    with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(_one_seed, root, settings, seed, threads) for seed in range(args.seeds)]
-        for future in futures:
-            seed, result = future.result()
-            results[str(seed)] = result
-            curves = result["curves"]
-            print(f"seed {seed} done: final accuracy grpo {curves['grpo'][max(curves['grpo'])]:.3f}, dgo "
-                  f"{curves['dgo'][max(curves['dgo'])]:.3f}, dgo guided {result['guided']:.3f}", flush=True)
+    for seed, result in map_seeds(one_seed, range(args.seeds), args.jobs, root, settings):
+        results[str(seed)] = result
+        curves = result["curves"]
+        print(f"seed {seed} done: final accuracy grpo {curves['grpo'][max(curves['grpo'])]:.3f}, dgo "
+              f"{curves['dgo'][max(curves['dgo'])]:.3f}, dgo guided {result['guided']:.3f}", flush=True)
     report = build_dgo_report(settings, dict(sorted(results.items())))
     (root / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
     summary = report["summary"]
@@ -62,11 +54,11 @@ def main() -> None:
                                            ("% of GRPO's steps saved", "steps_saved_pct", 1, "%", 0),
                                            ("accuracy Δ at equal RL steps, points", "paired_accuracy_delta", 100, "", 1)):
         item = summary[key]
-        print(f"| {name} | {_ci(scale * item['mean'], [None if v is None else scale * v for v in item['ci95']], unit, digits)} |")
+        print(f"| {name} | {ci_text(scale * item['mean'], [None if v is None else scale * v for v in item['ci95']], unit, digits)} |")
     for name, key in (("final accuracy Δ, plain prompts, points", "final_accuracy_delta"),
                       ("final accuracy Δ, DGO with experiences at test time, points", "final_guided_accuracy_delta")):
         item = report[key]
-        print(f"| {name} | {_ci(100 * item['mean'], [None if v is None else 100 * v for v in item['ci95']], '', 1)} |")
+        print(f"| {name} | {ci_text(100 * item['mean'], [None if v is None else 100 * v for v in item['ci95']], '', 1)} |")
     wall = report["wall_seconds"]
     print(f"\nwall s per run (mean): GRPO {wall['grpo']['mean']:.0f}, DGO {wall['dgo']['mean']:.0f}")
     print(f"\n{report['headline']}\nruns and report.json in {root}")

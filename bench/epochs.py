@@ -12,11 +12,8 @@ directories given (e.g. the vanilla runs of bench/steps_saved.py, horizon 3).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from nextx import load_run  # noqa: E402
 from nextx.backtesting import backtest  # noqa: E402
@@ -50,7 +47,7 @@ def main() -> None:
     print("| run | " + " | ".join(f"{e} epochs" for e in settings) + " |")
     print("|---|" + "---|" * len(settings))
     if not args.no_synthetic:
-        from helpers import KNOWN_DYNAMICS, make_lora_run, save_base
+        from nextx.studies.dynamics import KNOWN_DYNAMICS, make_lora_run, save_base
 
         work = Path(tempfile.mkdtemp(prefix="nextx-epochs-"))
         base = save_base(work / "base")

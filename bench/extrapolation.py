@@ -25,13 +25,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe  # noqa: E402
-from synthetic import SHAPES, module_shapes, write_run  # noqa: E402
-
 import nextx  # noqa: E402
 from nextx.extrapolation import extrapolate  # noqa: E402
 from nextx.fitting import fit  # noqa: E402
+from nextx.studies.machine import describe  # noqa: E402
+from nextx.studies.synthetic import SHAPES, module_shapes, write_run  # noqa: E402
 
 
 def disk_write_speed(directory: Path, total_bytes: int) -> float:

@@ -14,17 +14,14 @@ measures the float32 path's σ₁ error on the local deltas against the exact fl
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe  # noqa: E402
-
 import nextx  # noqa: E402
 from nextx.lowrank.spectrum import core_top  # noqa: E402
+from nextx.studies.machine import describe  # noqa: E402
 
 
 def exact_blocks(lefts_t, rights, horizon: int) -> float:

@@ -27,9 +27,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe  # noqa: E402
-from synthetic import write_run  # noqa: E402
+from nextx.studies.machine import describe  # noqa: E402
+from nextx.studies.synthetic import write_run  # noqa: E402
 
 HORIZON = 5
 
@@ -147,7 +146,7 @@ def main() -> None:
         if not (ref_run / f"checkpoint-{steps[-1]}").exists():
             write_run(ref_run, args.reference_shape, steps, rank=args.rank)
         os.sync()
-        from synthetic import module_shapes
+        from nextx.studies.synthetic import module_shapes
 
         modules = [m for m in module_shapes(args.reference_shape) if int(m.split(".")[2]) < args.reference_layers]
         ours = run_child(ref_run, modules)

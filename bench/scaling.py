@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe  # noqa: E402
-from synthetic import SHAPES, write_run  # noqa: E402
+from nextx.studies.machine import describe  # noqa: E402
+from nextx.studies.synthetic import SHAPES, write_run  # noqa: E402
 
 HORIZON = 3  # NExt's target horizon: 5 checkpoints leave room for no more
 

@@ -14,4 +14,4 @@ from nextx.train import GRPORunConfig, train
 
 adapter = sys.argv[1]
 config = GRPORunConfig(output_dir="runs/grpo-resumed", init_adapter=adapter, steps=100, save_every=25)
-print(train(config))
+print(train(config).path)

@@ -27,7 +27,7 @@ from nextx.io.run import Run
 from nextx.lowrank import FactoredUpdate, update_inner
 from nextx.predictors import REGISTRY, ModuleContext, make_predictor, trajectory_device, with_seed
 from nextx.scoring import paired_difference
-from nextx.trajectory import trajectories
+from nextx.trajectory import DEFAULT_HORIZON, trajectories
 
 DEFAULT_METHODS = tuple(REGISTRY)  # stay last: the reference
 
@@ -100,7 +100,7 @@ def backtest(
     methods: Iterable[str] = DEFAULT_METHODS,
     *,
     holdout: int = 3,
-    horizon: int = 5,
+    horizon: int = DEFAULT_HORIZON,
     seed: int = 0,
     hparams: dict[str, dict] | None = None,
     progress: Callable[[str], None] | None = None,

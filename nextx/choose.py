@@ -25,7 +25,7 @@ from nextx.fitting import fit, method_trajectories
 from nextx.io.run import Run
 from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, make_predictor, with_seed
 from nextx.scoring import Score, Scorer, paired_difference
-from nextx.trajectory import Trajectories
+from nextx.trajectory import DEFAULT_HORIZON, Trajectories
 
 CANDIDATE_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.candidate)
 HORIZON_FRACTIONS = (0.25, 0.5, 1.0, 1.5, 2.0)
@@ -88,7 +88,7 @@ def choose_jump(
     ahead: float | str | None = None,
     to_step: float | None = None,
     coef: float | None = None,
-    horizon: int = 5,
+    horizon: int = DEFAULT_HORIZON,
     select: str = "weights",
     scorer: Scorer | None = None,
     methods: Sequence[str] | None = None,

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from nextx.errors import NextxError, PredictorError
 from nextx.fitting import check_predictor_matches
-from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX
+from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX, lora_pair
 from nextx.io.merged import plan_merged, set_config_dtype
 from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
@@ -135,7 +135,7 @@ class Extrapolation:
                 left, right = torch.zeros(left.shape[0], 1, dtype=left.dtype), torch.zeros(1, right.shape[1], dtype=left.dtype)
             spec = self.run.modules[name]
             scaling = spec.scaling
-            B, A = (right.T / scaling, left.T) if spec.transposed else (left / scaling, right)
+            B, A = lora_pair(left, right, scaling, spec.transposed)
             A, B = A.to(dtype).contiguous(), B.to(dtype).contiguous()
             if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
                 raise NextxError(f"the extrapolated adapter of {name} is not finite in {str(dtype).removeprefix('torch.')}",

@@ -15,7 +15,7 @@ from nextx.io.jsonfile import read_json
 from nextx.io.run import Run
 from nextx.io.write import atomic_output_dir, write_json
 from nextx.predictors import REGISTRY, Predictor, make_predictor, trajectory_device
-from nextx.trajectory import Trajectories, trajectories
+from nextx.trajectory import DEFAULT_HORIZON, Trajectories, trajectories
 
 PREDICTOR_JSON = "predictor.json"
 PREDICTOR_TENSORS = "predictor.safetensors"
@@ -34,7 +34,7 @@ def fit(
     run: Run,
     method: str = "next",
     *,
-    horizon: int = 5,
+    horizon: int = DEFAULT_HORIZON,
     traj: Trajectories | None = None,
     progress: Callable[[str], None] | None = None,
     epoch_progress: Callable[[], None] | None = None,

@@ -22,6 +22,8 @@ from nextx.io.run import Run
 from nextx.lowrank import DenseStack, FactorStack, Spectrum, align_sign
 from nextx.threads import free_core_threads
 
+DEFAULT_HORIZON = 5  # NExt's target horizon H, in checkpoints: the paper's, and every API's default
+
 DELTA_KINDS = ("global", "local", "target")
 
 
@@ -126,7 +128,7 @@ def module_trajectory(
 def trajectories(
     run: Run,
     *,
-    horizon: int = 5,
+    horizon: int = DEFAULT_HORIZON,
     kinds: Iterable[str] = DELTA_KINDS,
     modules: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,

@@ -60,4 +60,4 @@ def tiny_grpo_run(tmp_path_factory, warm_tiny) -> Path:
     out = tmp_path_factory.mktemp("grpo") / "run"
     config = GRPORunConfig(output_dir=str(out), model=str(warm_tiny), task="addition", steps=4, save_every=1,
                            prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8, learning_rate=3e-3)
-    return train(config, log=lambda m: None)
+    return train(config, log=lambda m: None).path

@@ -11,10 +11,10 @@ from helpers import raises_whole
 
 from nextx.errors import NextxError
 from nextx.train.dgo.bank import ExperienceBank
-from nextx.train.dgo.experience import Experience, is_experience, leaks_answer, render
 from nextx.train.dgo.filters import keep_rewrites, rejection_reason
-from nextx.train.dgo.generator import RuleGenerator
 from nextx.train.dgo.schedule import experience_share, with_experience
+from nextx.train.experiences.generator import RuleGenerator
+from nextx.train.experiences.line import Experience, is_experience, leaks_answer, render
 
 CARRY = render("adding multi-digit numbers", "a column sums to ten or more",
                "write its ones digit and carry one into the next column")
@@ -236,7 +236,7 @@ def test_dgo_report_pairs_each_seed_and_states_intervals():
     """DGO's checkpoints on GRPO's isotonic curve (as a jump at step 0), final accuracy differences
     paired by seed, intervals over seeds; DGO 50 steps ahead (capped at GRPO's end) saves 50 at each
     checkpoint up to 250, 25 at 275 and 0 at 300: (10·50 + 25) / 12."""
-    from nextx.train.dgo.compare import build_dgo_report
+    from nextx.studies.dgo_compare import build_dgo_report
 
     def grpo(offset):
         return {s: 0.3 + 0.001 * s + offset for s in range(0, 301, 25)}
@@ -293,8 +293,8 @@ def test_model_generator_and_policy_rewriter_use_the_model(dgo_tiny, monkeypatch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import nextx.train.evaluate as evaluate
-    from nextx.train.dgo.generator import ModelGenerator
     from nextx.train.dgo.rewrite import Guided, PolicyRewriter
+    from nextx.train.experiences.generator import ModelGenerator
 
     generate = ModelGenerator(str(dgo_tiny), max_new_tokens=8)
     assert generate("47+38=", "84", "85") is None  # the tiny model writes no rule
@@ -319,7 +319,7 @@ def test_model_generator_and_policy_rewriter_use_the_model(dgo_tiny, monkeypatch
 def test_grpo_vs_dgo_pair_on_the_embedded_model(tmp_path, dgo_tiny, monkeypatch):
     """`run_pair` (the demo's and the bench's unit): GRPO for K·S steps and DGO's K iterations from the
     same base; DGO's checkpoints placed at their cumulative RL step; the guided accuracy scored."""
-    from nextx.train.dgo.compare import build_dgo_report, run_pair
+    from nextx.studies.dgo_compare import build_dgo_report, run_pair
     from nextx.train.tasks.addition import Addition
 
     small = Addition().population()[:300:3]
@@ -356,7 +356,7 @@ def test_internalize_rewrites_filters_and_keeps_the_sources():
 def test_demo_dgo_command_renders_the_comparison(tmp_path, cli_runner, monkeypatch):
     """`nextx demo --algo dgo`: the comparison's settings (per-iteration --steps, no jump), the table,
     the headline with its interval, report.json's path on stdout (the runs are replaced by a stub)."""
-    import nextx.train.dgo.compare as compare
+    import nextx.studies.dgo_compare as compare
     from nextx.cli.main import cli
 
     seen = {}

@@ -10,11 +10,21 @@ LAYERS = {  # lower imports nothing higher
     "io": 1,
     "lowrank": 2,
     "trajectory": 3,
-    "predictors": 4, "measure": 4, "scoring": 4,
-    "backtesting": 5, "extrapolation": 5, "fitting": 5, "inspection": 5, "plot": 5,
+    "predictors": 4, "scoring": 4,
+    "backtesting": 5, "extrapolation": 5, "fitting": 5, "inspection": 5,
     "choose": 6,
-    "train": 7,
-    "cli": 8,
+    "jump": 7,
+    "train": 8,
+    "studies": 9,
+    "cli": 10,
+}
+TRAIN_LAYERS = {  # inside nextx/train: the tasks and evaluation at the bottom, DGO on top
+    "tasks": 0, "tokenizer": 0, "quiet": 0, "evaluate": 0,
+    "experiences": 1, "scorer": 1, "runs": 1, "progress": 1,
+    "tiny_model": 2, "settings": 2, "config": 2,
+    "callback": 3,
+    "grpo": 4,
+    "dgo": 5,
 }
 # Known and tracked (README "Noticed"): Run.deltas builds lowrank's FactorStack inside io.
 EXCEPTIONS = {("io/run.py", "nextx.lowrank")}
@@ -46,6 +56,23 @@ def test_imports_follow_the_layers():
     assert violations == []
 
 
+def test_train_imports_follow_its_rooms():
+    """Inside nextx/train too: no module imports one of a higher room (the tiny model never imports DGO)."""
+    violations = []
+    for path in sorted((PACKAGE / "train").rglob("*.py")):
+        relative = path.relative_to(PACKAGE / "train")
+        if relative == Path("__init__.py"):
+            continue  # lazy re-exports
+        source = TRAIN_LAYERS[relative.parts[0].removesuffix(".py")]
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[:2] == ["nextx", "train"] and len(parts) > 2 and TRAIN_LAYERS[parts[2]] > source:
+                violations.append(f"train/{relative}: imports {module} (room {TRAIN_LAYERS[parts[2]]} above {source})")
+    assert violations == []
+
+
 def test_every_module_has_a_layer():
     tops = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in PACKAGE.rglob("*.py")} - {"__init__"}
     assert tops <= set(LAYERS)
+    rooms = {p.relative_to(PACKAGE / "train").parts[0].removesuffix(".py") for p in (PACKAGE / "train").rglob("*.py")}
+    assert rooms - {"__init__", "assets"} <= set(TRAIN_LAYERS)

@@ -6,7 +6,7 @@ import random
 import pytest
 from helpers import raises_whole
 
-from nextx.measure import Interval, equivalent_step, monotone_fit, seed_savings, summarize
+from nextx.studies.measure import Interval, equivalent_step, monotone_fit, seed_savings, summarize
 
 STEPS = list(range(0, 401, 25))
 

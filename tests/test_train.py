@@ -13,7 +13,8 @@ pytest.importorskip("trl")
 
 from transformers import TrainerCallback  # noqa: E402
 
-from nextx.train.callback import NExtCallback, reset_adam_moments  # noqa: E402
+from nextx.jump.live import reset_adam_moments  # noqa: E402
+from nextx.train.callback import NExtCallback  # noqa: E402
 from nextx.train.config import GRPORunConfig  # noqa: E402
 from nextx.train.evaluate import evaluate  # noqa: E402
 from nextx.train.grpo import train  # noqa: E402
@@ -75,7 +76,7 @@ def test_eval_accuracy_on_known_answers(raw_tiny, monkeypatch):
 
 
 def test_few_step_train_writes_a_run_nextx_reads(tmp_path, raw_tiny, cli_runner):
-    out = train(_config(tmp_path / "run", raw_tiny), log=lambda m: None)
+    out = train(_config(tmp_path / "run", raw_tiny), log=lambda m: None).path
     run = load_run(out)
     assert run.layout == "trl" and run.steps == [1, 2, 3, 4] and len(run.modules) == 7
     result = cli_runner.invoke(cli, ["inspect", str(out), "--json"])
@@ -85,13 +86,13 @@ def test_few_step_train_writes_a_run_nextx_reads(tmp_path, raw_tiny, cli_runner)
 
 
 def test_init_adapter_resumes_from_an_extrapolated_adapter(tmp_path, warm_tiny, cli_runner):
-    run_dir = train(_config(tmp_path / "run", warm_tiny), log=lambda m: None)
+    run_dir = train(_config(tmp_path / "run", warm_tiny), log=lambda m: None).path
     jump = tmp_path / "jump"
     result = cli_runner.invoke(cli, ["extrapolate", str(run_dir), "-o", str(jump), "--method", "linear", "--coef", "1"])
     assert result.exit_code == 0, result.output
     frozen = train(_config(tmp_path / "frozen", warm_tiny, init_adapter=str(jump), steps=1, learning_rate=0.0),
-                   log=lambda m: None)
-    resumed = train(_config(tmp_path / "resumed", warm_tiny, init_adapter=str(jump), steps=2), log=lambda m: None)
+                   log=lambda m: None).path
+    resumed = train(_config(tmp_path / "resumed", warm_tiny, init_adapter=str(jump), steps=2), log=lambda m: None).path
     name = "model.layers.0.self_attn.q_proj"
     assert json.loads((resumed / "checkpoint-2" / "adapter_config.json").read_text())["r"] == 8  # rank 2r kept
     start = load_lora_delta(jump, name)
@@ -116,7 +117,7 @@ def test_callback_swaps_the_live_weights(tmp_path, warm_tiny):
             return control
 
     jumper = NExtCallback(at=3, method="linear", ahead=1, horizon=1, apply="refactor")  # one interval: α = 1
-    out = train(_config(tmp_path / "run", warm_tiny, steps=4), callbacks=[jumper, Probe()], log=lambda m: None)
+    out = train(_config(tmp_path / "run", warm_tiny, steps=4), callbacks=[jumper, Probe()], log=lambda m: None).path
     assert [j["step"] for j in jumper.jumps] == [3] and jumper.jumps[0]["method"] == "linear"
     name = "model.layers.0.mlp.down_proj"
     w2, w3 = (load_lora_delta(out / f"checkpoint-{s}", name) for s in (2, 3))
@@ -178,8 +179,8 @@ def test_config_rejects_bad_combinations():
 def test_quick_demo_writes_an_honest_report(tmp_path, warm_tiny):
     """The demo end to end at a tiny budget (1 seed, a linear jump): paired runs identical up to the
     jump, exact population accuracy, the measure's fields, the plot; one seed is called an anecdote."""
-    from nextx.measure import seed_savings
-    from nextx.train.demo import DemoConfig, run_demo
+    from nextx.studies.demo import DemoConfig, run_demo
+    from nextx.studies.measure import seed_savings
 
     config = DemoConfig(steps=30, save_every=10, next_at=20, next_ahead=10, next_horizon=1, seeds=(0,), arms=("linear",))
     report = run_demo(tmp_path / "demo", config, log=lambda m: None)
@@ -199,7 +200,7 @@ def test_quick_demo_writes_an_honest_report(tmp_path, warm_tiny):
 
 def test_demo_report_over_seeds_states_the_interval():
     """build_report on known curves: per-arm steps saved with a t-interval over 5 seeds, in the headline."""
-    from nextx.train.demo import DemoConfig, build_report
+    from nextx.studies.demo import DemoConfig, build_report
 
     config = DemoConfig(steps=100, save_every=25, next_at=50, seeds=tuple(range(5)), arms=("next",))
     steps = [0, 25, 50, 75, 100]
@@ -317,7 +318,7 @@ def test_offset_jumps_are_exact_keep_adam_and_survive_save_read_second_jump(tmp_
 
     before, after = {}, {}
     jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="offset")
-    out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)], log=lambda m: None)
+    out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)], log=lambda m: None).path
     assert [j["step"] for j in jumper.jumps] == [2, 3] and all(j["apply"] == "offset" for j in jumper.jumps)  # none at
     # the last step: nothing trains after it
     w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
@@ -358,7 +359,7 @@ def test_merge_jumps_restart_lora_and_adam_exactly_and_damping_shortens_later_ju
     before, after = {}, {}
     jumper = NExtCallback(at=2, every=1, method="linear", ahead=1, horizon=1, apply="merge", damping=0.5)
     out = train(_config(tmp_path / "run", warm_tiny), callbacks=[_Snapshot(before), jumper, _Snapshot(after)],
-                log=lambda m: None)
+                log=lambda m: None).path
     assert [round(j["coef"], 6) for j in jumper.jumps] == [1.0, 0.5]
     w0 = {k.removesuffix(".weight"): v.double() for k, v in load_file(warm_tiny / "model.safetensors").items()}
     run = load_run(out)
@@ -378,8 +379,8 @@ def test_demo_config_is_the_grpo_settings_plus_seeds_and_arms(tmp_path):
     """Settings are declared once (GRPOSettings); the demo adds seeds and arms and derives each run."""
     from dataclasses import fields
 
+    from nextx.studies.demo import DemoConfig
     from nextx.train.config import GRPOSettings
-    from nextx.train.demo import DemoConfig
 
     assert {f.name for f in fields(GRPOSettings)} < {f.name for f in fields(DemoConfig)}
     config = DemoConfig(prompts_per_step=32, arms=("trend-every",))

@@ -158,3 +158,20 @@ def make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size
         task = get_task(eval_task)
         return TaskScorer(task, base, task.validation_split(eval_size))
     return None
+
+
+def param_callback(param):
+    """A click callback parsing an option's text with a predictor's `Param` (BadParameter with its reason)."""
+    def callback(ctx, option, text):
+        if text is None:
+            return None
+        try:
+            return param.from_text(text)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return callback
+
+
+def param_metavar(param) -> str:
+    """The placeholder a `Param`'s option shows: its choices, its metavar, or its default's type."""
+    return "[" + "|".join(param.choices) + "]" if param.choices else param.metavar or type(param.default).__name__.upper()

@@ -14,13 +14,15 @@ from nextx.cli.common import (
     emit_json,
     eval_options,
     make_scorer,
+    param_callback,
+    param_metavar,
     progress_bar,
     progress_bars,
     run_options,
 )
 from nextx.fitting import fit, method_trajectories, save_predictor
 from nextx.predictors import DEFAULT_METHOD, REGISTRY, Predictor, with_seed
-from nextx.trajectory import Trajectories
+from nextx.trajectory import DEFAULT_HORIZON, Trajectories
 
 METHOD_CHOICE = click.Choice(sorted(REGISTRY))
 
@@ -44,16 +46,6 @@ def method_options(func):
     ``hparams`` = {method: {name: value}} (only the flags given; the methods keep their defaults)."""
     declared = [(method, p) for method, cls in REGISTRY.items() for p in cls.params if p.option]
 
-    def convert(param):
-        def callback(ctx, option, text):
-            if text is None:
-                return None
-            try:
-                return param.from_text(text)
-            except ValueError as err:
-                raise click.BadParameter(str(err)) from None
-        return callback
-
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         hparams = {method: {} for method in REGISTRY}
@@ -64,8 +56,7 @@ def method_options(func):
         return func(*args, hparams=hparams, **kwargs)
 
     for _method, p in reversed(declared):
-        metavar = "[" + "|".join(p.choices) + "]" if p.choices else p.metavar or type(p.default).__name__.upper()
-        wrapper = click.option(p.option, _dest(p), default=None, callback=convert(p), metavar=metavar,
+        wrapper = click.option(p.option, _dest(p), default=None, callback=param_callback(p), metavar=param_metavar(p),
                                help=f"{p.help} [default: {p.default}]")(wrapper)
     return wrapper
 
@@ -88,7 +79,7 @@ def backtest_progress(run, methods, hparams: dict):
 
 
 def horizon_option(func):
-    return click.option("--horizon", type=click.IntRange(min=1), default=5, show_default=True,
+    return click.option("--horizon", type=click.IntRange(min=1), default=DEFAULT_HORIZON, show_default=True,
                         help="Target delta W_{t+h} − W_t, h in checkpoints.")(func)
 
 
@@ -151,7 +142,7 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, hparams, as_json, pl
     if not names:
         raise click.BadParameter("name at least one method (e.g. next,linear,stay)", param_hint="--methods")
     if plot:
-        from nextx.plot import check_new
+        from nextx.studies.plot import check_new
 
         check_new(plot)
     scorer = make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size)
@@ -161,7 +152,7 @@ def backtest_cmd(open_run, holdout, methods, horizon, seed, hparams, as_json, pl
         report = backtest(run, names, holdout=holdout, horizon=horizon, seed=seed, hparams=hparams, scorer=scorer,
                           **progress)
     if plot:
-        from nextx.plot import plot_backtest
+        from nextx.studies.plot import plot_backtest
 
         plot_backtest(report.to_dict(), plot)
     if as_json:

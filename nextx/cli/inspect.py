@@ -43,14 +43,14 @@ def inspect(open_run, granularity: str, as_json: bool, plot: str | None, device:
       nextx inspect hf://org/run --device auto
     """
     if plot:
-        from nextx.plot import check_new
+        from nextx.studies.plot import check_new
 
         check_new(plot)
     run = open_run()
     with progress_bar("reading modules", len(run.modules)) as advance:
         report = inspect_run(run, progress=advance, device=device)
     if plot:
-        from nextx.plot import plot_inspect
+        from nextx.studies.plot import plot_inspect
 
         plot_inspect(report, plot)
     if as_json:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import click
 
-from nextx.cli.common import console, emit_json, number_or_auto
+from nextx.cli.common import console, emit_json, number_or_auto, param_callback, param_metavar
 from nextx.errors import NextxError
-from nextx.predictors.next import epochs_or_auto
-from nextx.train.arms import ARMS
-from nextx.train.config import GRPORunConfig, GRPOSettings
+from nextx.studies.arms import ARMS
+from nextx.train.config import GRPORunConfig, RunSettings
 from nextx.train.tasks import TASKS
 
 
@@ -35,10 +34,10 @@ TASK_NAMES = list(TASKS)
 
 
 def settings_options(func):
-    """One option per `GRPOSettings` field (flag, type, bounds, choices and help from its declaration),
+    """One option per `RunSettings` field (flag, type, bounds, choices and help from its declaration),
     passed on as ``settings`` = the fields given; the config's defaults apply to the rest."""
-    hints = typing.get_type_hints(GRPOSettings)
-    declared = [f for f in dataclasses.fields(GRPOSettings) if f.metadata]
+    hints = typing.get_type_hints(RunSettings)
+    declared = [f for f in dataclasses.fields(RunSettings) if f.metadata]
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -50,15 +49,14 @@ def settings_options(func):
         base = next((t for t in typing.get_args(hint) if t is not type(None)), hint) if typing.get_args(hint) else hint
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         option = {"help": meta["help"], "default": None, "callback": None, "type": None}
-        if meta["choices"]:
+        if "param" in meta:  # a predictor's own setting: its parsing and placeholder
+            option["callback"], option["metavar"] = param_callback(meta["param"]), param_metavar(meta["param"])
+        elif meta["choices"]:
             option["type"] = click.Choice(meta["choices"])
         elif meta["path"]:
             option["type"] = click.Path(exists=True)
         elif hint == float | str | None:  # a number of steps or "auto"
             option["callback"] = lambda ctx, param, text: number_or_auto(text, "--" + param.name.replace("_", "-"))
-        elif hint == int | str:  # a number of epochs or "auto"
-            option["callback"] = lambda ctx, param, text: None if text is None else _epochs(text, param)
-            option["metavar"] = "INTEGER|auto"
         elif base in (int, float):
             bounded = click.IntRange if base is int else click.FloatRange
             option["type"] = bounded(min=meta["min"], max=meta["max"]) if meta["min"] is not None else base
@@ -70,13 +68,6 @@ def settings_options(func):
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         wrapper = click.option(flag, f.name, **{k: v for k, v in option.items() if v is not None})(wrapper)
     return wrapper
-
-
-def _epochs(text: str, param) -> int | str:
-    try:
-        return epochs_or_auto(text)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param=param) from None
 
 
 @click.command("train")
@@ -112,14 +103,14 @@ def train_cmd(out, settings, force, as_json):
         from nextx.train.dgo.loop import RECORD_FILE, train_dgo
 
         run_dir = train_dgo(config, log=_log, console=console)
-        record = Path(out) / RECORD_FILE
+        record = json.loads((Path(out) / RECORD_FILE).read_text())
     else:
         from nextx.train.grpo import train
 
-        run_dir = train(config, log=_log, console=console)
-        record = run_dir / "nextx-train.json"
+        result = train(config, log=_log, console=console)
+        run_dir, record = result.path, result.record()
     if as_json:
-        emit_json({"output": str(run_dir), **json.loads(record.read_text())})
+        emit_json({"output": str(run_dir), **record})
     else:
         click.echo(str(run_dir))
 
@@ -178,7 +169,7 @@ def demo_cmd(out, task, steps, seeds, arms, algo, force, as_json):
     from dataclasses import replace
 
     from nextx.io.write import atomic_output_dir
-    from nextx.train.demo import DemoConfig, run_demo
+    from nextx.studies.demo import DemoConfig, run_demo
 
     seed_list = _int_list(seeds, "--seeds")
     if algo == "dgo":
@@ -203,7 +194,7 @@ def demo_cmd(out, task, steps, seeds, arms, algo, force, as_json):
 
 def _demo_dgo(out: str, demo, steps: int | None, seeds: tuple[int, ...], force: bool, as_json: bool) -> None:
     from nextx.io.write import atomic_output_dir
-    from nextx.train.dgo.compare import DEMO_STEPS, compare
+    from nextx.studies.dgo_compare import DEMO_STEPS, compare
 
     settings = {**demo.settings(), "next_at": None, "next_ahead": None, "steps": steps or DEMO_STEPS}
     with atomic_output_dir(out, force=force) as tmp:

@@ -176,3 +176,11 @@ def lora_factors(
     if fan_in_fan_out:
         return A.T, B.T
     return B, A
+
+
+def lora_pair(left: torch.Tensor, right: torch.Tensor, scaling: float, fan_in_fan_out: bool
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, A) with s·B·A = L·R (or (L·R)ᵀ with fan_in_fan_out): the inverse of `lora_factors`."""
+    if fan_in_fan_out:
+        return right.T / scaling, left.T
+    return left / scaling, right

@@ -76,6 +76,10 @@ class Run:
             self._files[key] = read_offsets(checkpoint.path) if checkpoint.kind == "lora" else {}
         return self._files[key]
 
+    def _lora_tensors(self, checkpoint: Checkpoint, spec: ModuleSpec, check: bool = False) -> list[torch.Tensor]:
+        """(A, B) of a module at a checkpoint, read from its file (``check``: NaN/Inf → CheckpointError)."""
+        return self._file(checkpoint).get_many(list(spec.keys), check=check)
+
     def protected_paths(self) -> list[Path]:
         """Directories an output must never be written into, over or around: the run's own directory
         (for local runs), every checkpoint and the base model."""
@@ -125,7 +129,7 @@ class Run:
         checkpoints = [self.checkpoints[i] for i in indices]
         pairs = []
         for checkpoint in checkpoints:
-            A, B = self._file(checkpoint).get_many(list(spec.keys), check=False)
+            A, B = self._lora_tensors(checkpoint, spec)
             left, right = lora_factors(B, A, spec.scaling, spec.transposed)
             offset = self._offsets(checkpoint).get(spec.name)
             if offset is not None:  # jumps folded into the base (NExtCallback(apply="offset")): W₀ + L·R + s·B·A
@@ -134,13 +138,17 @@ class Run:
         total = torch.stack([t.sum() for pair in pairs for t in pair]).sum()
         if not bool(torch.isfinite(total)):
             for checkpoint in checkpoints:
-                self._file(checkpoint).get_many(list(spec.keys))  # raises CheckpointError naming file and tensor
+                self._lora_tensors(checkpoint, spec, check=True)  # raises CheckpointError naming file and tensor
             raise CheckpointError(f"module {spec.name}: the factors overflow float64", path=self.source)
         return pairs
 
     def checkpoint_file(self, index: int):
         """The tensor file(s) of checkpoint ``index`` (for writers that copy untouched tensors)."""
         return self._file(self.checkpoints[index])
+
+    def checkpoint_offsets(self, index: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The base offsets folded in by checkpoint ``index`` (module → (L, R); {} for none)."""
+        return self._offsets(self.checkpoints[index])
 
     def checkpoint_tensor(self, index: int, key: str) -> torch.Tensor:
         """One raw tensor of checkpoint ``index``."""

@@ -10,6 +10,7 @@ from nextx.predictors.relex import Relex
 from nextx.predictors.rre import RRE
 from nextx.predictors.stay import Stay
 from nextx.predictors.trend import Trend
+from nextx.trajectory import DEFAULT_HORIZON
 
 REGISTRY: dict[str, type[Predictor]] = {cls.name: cls for cls in (NExt, Relex, Linear, Trend, RRE, Stay)}
 DEFAULT_METHOD = NExt.name
@@ -36,7 +37,7 @@ def trajectory_device(hparams: dict[str, dict]) -> str:
     return named[0] if named else "cpu"
 
 
-def make_predictor(method: str, horizon: int = 5, **hparams) -> Predictor:
+def make_predictor(method: str, horizon: int = DEFAULT_HORIZON, **hparams) -> Predictor:
     """An unfitted predictor of the named method."""
     if method not in REGISTRY:
         raise PredictorError(f"unknown method {method!r}", hint=f"Choose one of: {', '.join(REGISTRY)}, auto.")

@@ -17,7 +17,7 @@ import torch
 
 from nextx.errors import PredictorError
 from nextx.lowrank import DenseStack, FactoredUpdate, FactorStack
-from nextx.trajectory import ModuleTrajectory, Trajectories
+from nextx.trajectory import DEFAULT_HORIZON, ModuleTrajectory, Trajectories
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Predictor(ABC):
     candidate: ClassVar[bool] = True  # reward selection (--method auto --select reward) tries it by default
     params: ClassVar[tuple[Param, ...]] = ()  # the hyper-parameters it takes, with defaults
 
-    def __init__(self, horizon: int = 5, **hparams):
+    def __init__(self, horizon: int = DEFAULT_HORIZON, **hparams):
         names = [p.name for p in self.params]
         unknown = sorted(set(hparams) - set(names))
         if unknown:

@@ -33,7 +33,7 @@ from nextx.errors import PredictorError
 from nextx.lowrank import FactoredUpdate
 from nextx.predictors.base import ModuleContext, Param, Prediction, Predictor, positive_float, positive_int
 from nextx.threads import free_cores
-from nextx.trajectory import Trajectories
+from nextx.trajectory import DEFAULT_HORIZON, Trajectories
 
 AUTO_EPOCHS_MAX = 1000  # epochs="auto": the paper's 1000 at most, fewer once the loss stops improving
 AUTO_PATIENCE, AUTO_MIN_GAIN = 50, 1e-3  # … stop when 50 epochs improved the total loss by < 0.1%
@@ -107,7 +107,7 @@ class NExt(Predictor):
         epochs = hparams.get("epochs", next(p.default for p in cls.params if p.name == "epochs"))
         return AUTO_EPOCHS_MAX if epochs == "auto" else int(epochs)
 
-    def __init__(self, horizon: int = 5, **hparams):
+    def __init__(self, horizon: int = DEFAULT_HORIZON, **hparams):
         super().__init__(horizon, **hparams)
         epochs = self.hparams["epochs"]
         if epochs != "auto" and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ from nextx.train.runs import refuse_pickled_adapter
 from nextx.train.scorer import TaskScorer
 from nextx.train.tasks import Task, get_task
 from nextx.train.tiny_model import tiny_model_path
+
+RECORD_FILE = "nextx-train.json"
 
 
 def _reward_function(task: Task | None, verifier: str, record: list | None = None):
@@ -116,9 +119,25 @@ def grpo_args(config: GRPORunConfig):
     )
 
 
+@dataclass
+class TrainResult:
+    """What `train` did: the run directory, every jump decision (`JumpEngine` records) and the seconds
+    spent training; ``nextx-train.json`` in the run directory holds the same (``record``)."""
+
+    path: Path
+    model_path: str
+    jumps: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {"config": self.config, "model_path": self.model_path, "train_seconds": self.train_seconds,
+                "jumps": self.jumps}
+
+
 def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, console=None, dataset=None,
-          record: list | None = None) -> Path:
-    """Run GRPO; return the run directory. With ``config.next_at``, NExt jumps in the loop.
+          record: list | None = None) -> TrainResult:
+    """Run GRPO; return what it did (`TrainResult`). With ``config.next_at``, NExt jumps in the loop.
     With a rich ``console``: a progress bar and one line (reward, held-out accuracy) per checkpoint.
     ``dataset`` (prompt, answer and any other columns) replaces the config's; ``record`` collects every
     rollout (see `_reward_function`)."""
@@ -140,7 +159,7 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     model, lora = load_policy(config, model_path)
     callbacks = list(callbacks or [])
     if config.next_at is not None:
-        hparams = {"epochs": config.next_epochs, **({"lr": config.next_lr} if config.next_lr else {})}
+        hparams = config.method_hparams()
         scorer = None
         if config.next_select == "reward":
             scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
@@ -158,8 +177,7 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
 
     trainer.remove_callback(PrinterCallback)  # nextx logs one clean line per checkpoint instead
     trainer.train()
-    out = Path(config.output_dir)
-    record = {"config": config.to_dict(), "model_path": model_path, "train_seconds": time.perf_counter() - start,
-              "jumps": [j for c in callbacks for j in getattr(c, "jumps", [])]}
-    (out / "nextx-train.json").write_text(json.dumps(record, indent=2))
-    return out
+    result = TrainResult(Path(config.output_dir), model_path, [j for c in callbacks for j in getattr(c, "jumps", [])],
+                         time.perf_counter() - start, config.to_dict())
+    (result.path / RECORD_FILE).write_text(json.dumps(result.record(), indent=2))
+    return result

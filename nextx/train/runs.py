@@ -11,7 +11,7 @@ from nextx.io.discover import discover_checkpoints
 from nextx.io.hub import resolve_model
 from nextx.io.offsets import read_offsets
 from nextx.io.tensors import has_full_weights
-from nextx.train.callback import add_to_base, lora_layers
+from nextx.jump.live import add_to_base, lora_layers
 from nextx.train.evaluate import EvalResult, evaluate, evaluate_population
 from nextx.train.quiet import quiet_transformers
 from nextx.train.tasks import Task

@@ -128,8 +128,8 @@ def warm_up(model, tokenizer, task: Task, recipe: TinyRecipe) -> dict:
 
 def _experience_guide(task: Task):
     """Example → the same example whose prompt starts with the generator's rule for its correct answer."""
-    from nextx.train.dgo.generator import RuleGenerator
-    from nextx.train.dgo.prompts import experience_prompt
+    from nextx.train.experiences.generator import RuleGenerator
+    from nextx.train.experiences.prompts import experience_prompt
 
     generate = RuleGenerator()
 
@@ -142,7 +142,7 @@ def _experience_guide(task: Task):
 
 def tokenizer_alphabet(task: Task, recipe: TinyRecipe) -> str:
     """The characters the model reads: the task's, plus experience lines' for DGO's variant."""
-    from nextx.train.dgo.prompts import EXPERIENCE_ALPHABET
+    from nextx.train.experiences.prompts import EXPERIENCE_ALPHABET
 
     return task.alphabet + (EXPERIENCE_ALPHABET if recipe.experiences else "")
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from nextx.errors import NextxError
 from nextx.io.jsonfile import read_text_checked
 from nextx.io.write import atomic_write_text
-from nextx.train.dgo.experience import Experience, is_experience
 from nextx.train.dgo.retrieval import TfidfEmbedder
+from nextx.train.experiences.line import Experience, is_experience
 
 SIMILARITY_THRESHOLD = 0.8
 BANK_FILE = "experience_bank.jsonl"  # the bank's name in a DGO run directory

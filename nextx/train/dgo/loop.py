@@ -32,14 +32,14 @@ from nextx.io.discover import discover_checkpoints
 from nextx.io.write import atomic_output_dir
 from nextx.train.config import GRPORunConfig
 from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
-from nextx.train.dgo.experience import Experience
 from nextx.train.dgo.filters import keep_rewrites
-from nextx.train.dgo.generator import ModelGenerator, RuleGenerator
-from nextx.train.dgo.prompts import experience_prompt
 from nextx.train.dgo.retrieval import embedder
 from nextx.train.dgo.rewrite import AnswerRewriter, Guided, PolicyRewriter
 from nextx.train.dgo.schedule import experience_share, with_experience
 from nextx.train.evaluate import EvalResult, evaluate, greedy_completions
+from nextx.train.experiences.generator import ModelGenerator, RuleGenerator
+from nextx.train.experiences.line import Experience
+from nextx.train.experiences.prompts import experience_prompt
 from nextx.train.grpo import train
 from nextx.train.quiet import quiet_transformers
 from nextx.train.runs import load_for_eval

@@ -36,8 +36,8 @@ class PolicyRewriter:
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
 
     def __call__(self, items: list[Guided]) -> list[str]:
-        from nextx.train.dgo.prompts import REWRITE
         from nextx.train.evaluate import greedy_completions
+        from nextx.train.experiences.prompts import REWRITE
 
         prompts = [REWRITE.format(experiences="\n".join(i.experiences), problem=i.problem, solution=i.completion)
                    for i in items]

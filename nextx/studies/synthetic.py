@@ -2,7 +2,7 @@
 
 Dynamics per module: B_t = c(t)·b·gᵀ + ε_t (a dominant rank-1 direction whose coefficient follows
 a saturating curve c(t), plus a slowly rotating remainder and noise); A_t drifts slowly from A_0.
-Used by the benchmarks only; tests build their runs with real PEFT.
+Used by the speed benches only (`python -m nextx.studies.synthetic OUT` writes one); tests build their runs with real PEFT.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ For each seed:
 3. exact accuracy of every checkpoint on the task's test population (all prompts minus the
    validation ones: no sampling noise). An arm's checkpoints before the jump are vanilla's (the
    checkpoint at the jump is scored in both, as a check of the pairing);
-4. `nextx.measure`: each post-jump checkpoint mapped to the vanilla step of equal accuracy
+4. `nextx.studies.measure`: each post-jump checkpoint mapped to the vanilla step of equal accuracy
    (isotonic fit of vanilla's curve); steps saved per seed, then the mean with a 95% interval over
    seeds, the paired accuracy difference, and wall-clock (jump time included).
 """
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.write import json_safe
-from nextx.measure import Interval, interval_from_dict, seed_savings, summarize
-from nextx.train.arms import ARMS
-from nextx.train.config import GRPORunConfig, GRPOSettings
+from nextx.studies.arms import ARMS
+from nextx.studies.measure import Interval, interval_from_dict, seed_savings, summarize
+from nextx.train.config import GRPORunConfig, RunSettings
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run
 from nextx.train.tasks import get_task
@@ -32,8 +32,8 @@ from nextx.train.tiny_model import tiny_model_path
 
 
 @dataclass
-class DemoConfig(GRPOSettings):
-    """The demo: every GRPO setting (`GRPOSettings`, with the demo's own defaults below) plus the seeds
+class DemoConfig(RunSettings):
+    """The demo: every GRPO setting (`RunSettings`, with the demo's own defaults below) plus the seeds
     and arms; each run's `GRPORunConfig` is derived from it (`run_config`)."""
 
     steps: int = 400
@@ -56,8 +56,8 @@ class DemoConfig(GRPOSettings):
             raise NextxError(f"unknown arm {unknown[0]!r}", hint=f"Choose from: {', '.join(ARMS)}.")
 
     def settings(self) -> dict:
-        """The GRPO settings of every run (the demo's fields that are not GRPOSettings' are left out)."""
-        names = {f.name for f in fields(GRPOSettings)}
+        """The GRPO settings of every run (the demo's fields that are not RunSettings' are left out)."""
+        names = {f.name for f in fields(RunSettings)}
         return {k: v for k, v in asdict(self).items() if k in names}
 
     def run_config(self, out: Path, seed: int, arm: str | None = None) -> GRPORunConfig:
@@ -83,9 +83,8 @@ def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) 
         run_dir = out / f"seed{seed}" / name
         log(f"seed {seed}: {name} GRPO, {config.steps} steps" + (f", jump at step {config.next_at}" if arm else ""))
         start = time.perf_counter()
-        train(config.run_config(run_dir, seed, arm), log=log, console=console)
+        jumps[name] = train(config.run_config(run_dir, seed, arm), log=log, console=console).jumps
         seconds[name] = time.perf_counter() - start
-        jumps[name] = json.loads((run_dir / "nextx-train.json").read_text())["jumps"]
         only = None if arm is None else (lambda step: step >= config.next_at)
         curve = evaluate_run(run_dir, task, base, population=True, only=only)
         if arm is not None:  # before the jump the arm is the vanilla run
@@ -114,7 +113,7 @@ def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=pr
                             else "the 500-prompt held-out split"}
     (out / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
     try:
-        from nextx.plot import plot_demo
+        from nextx.studies.plot import plot_demo
 
         plot_demo(report, out / "accuracy.png")
     except Exception as err:  # noqa: BLE001 - the plot is optional (extra `plot`)

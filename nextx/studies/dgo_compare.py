@@ -1,4 +1,4 @@
-"""GRPO vs DGO on the embedded task, paired by seed, with the steps-saved measure (`nextx.measure`).
+"""GRPO vs DGO on the embedded task, paired by seed, with the steps-saved measure (`nextx.studies.measure`).
 
 For each seed, from the same base (the tiny model that reads experience lines) and the same clip-higher:
 1. GRPO for K·S steps, a checkpoint every ``save_every``;
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from nextx.io.write import json_safe
-from nextx.measure import Interval, seed_savings, summarize
+from nextx.studies.demo import headline_text
+from nextx.studies.measure import Interval, seed_savings, summarize
 from nextx.train.config import GRPORunConfig
-from nextx.train.demo import headline_text
 from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
 from nextx.train.dgo.loop import RECORD_FILE, guided_accuracy, last_checkpoint, prompt_style, train_dgo
 from nextx.train.dgo.retrieval import embedder

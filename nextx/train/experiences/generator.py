@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from nextx.train.dgo.experience import leaks_answer, render
+from nextx.train.experiences.line import leaks_answer, render
 
 ADDITION = re.compile(r"(\d+)\+(\d+)=")
 
@@ -83,9 +83,9 @@ class ModelGenerator:
         self.max_new_tokens = max_new_tokens
 
     def __call__(self, problem: str, completion: str, answer: str) -> str | None:
-        from nextx.train.dgo.experience import LINE
-        from nextx.train.dgo.prompts import EXTRACT
         from nextx.train.evaluate import greedy_completions
+        from nextx.train.experiences.line import LINE
+        from nextx.train.experiences.prompts import EXTRACT
 
         text = greedy_completions(self.model, self.tokenizer, [EXTRACT.format(problem=problem, solution=completion)],
                                   self.max_new_tokens)[0]

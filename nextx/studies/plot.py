@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nextx.errors import NextxError, OutputExistsError
-from nextx.measure import Interval
+from nextx.studies.measure import Interval
 
 
 def _pyplot():

@@ -1,0 +1,118 @@
+"""`JumpEngine`: decide and apply in-loop jumps for any trainer, and keep their record.
+
+After the checkpoint of a due step T (`JumpPace`), the engine decides the jump from its history with
+`nextx.choose.choose_jump` — a given method and steps ahead, the weight-space backtest's choice
+(``"auto"``), or, with ``select="reward"`` and a ``scorer``, the candidate that beats staying by
+more than ``min_se`` paired standard errors (else no jump) — and moves the live model to
+
+    Ŵ = W_T + α·ΔŴ            (α: the method's unit for ``ahead`` × damping^k training steps)
+
+through `LiveModel` in one of the ways of `nextx.jump.apply`. Fitting and scoring never shift the
+training's random streams, so a run that does not jump continues exactly as without the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+
+import numpy as np
+import torch
+
+from nextx.choose import checkpoint_interval, choose_jump
+from nextx.jump.apply import APPLY_MODES, add_jump_to_base, merge_and_restart_lora, refactor_live_lora
+from nextx.jump.history import FactorHistory
+from nextx.jump.pace import JumpPace
+from nextx.predictors import DEFAULT_METHOD, by_method
+
+LOOP_HORIZON = 3  # NExt's target horizon in the loop, in checkpoints (a jump early in a run has few)
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Restore torch's, Python's and NumPy's global random states on exit, so a run that decides not
+    to jump continues exactly as if the engine had not run (paired comparisons rely on it)."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        yield
+    random.setstate(py_state)
+    np.random.set_state(np_state)
+
+
+class JumpEngine:
+    """History, offsets, decision, pace and record of a run's in-loop jumps (arguments: `NExtCallback`)."""
+
+    def __init__(self, pace: JumpPace, *, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
+                 horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
+                 min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
+                 log=None, history: FactorHistory | None = None):
+        if apply not in APPLY_MODES:
+            raise ValueError(f"apply must be one of {', '.join(APPLY_MODES)}, not {apply!r}")
+        self.pace, self.method, self.ahead, self.coef, self.apply, self.cap = pace, method, ahead, coef, apply, cap
+        self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
+        self.select, self.scorer, self.min_se = select, scorer, min_se
+        self.history = history or FactorHistory()
+        self.offsets: dict = {}  # module → (L, R) of the accumulated base offset
+        self.jumps: list[dict] = []
+
+    def made(self) -> list[dict]:
+        """The jumps that moved the weights (not the decisions to stay)."""
+        return [j for j in self.jumps if j["jumped"]]
+
+    def observe(self, step: int, live) -> None:
+        """Record the live weights at a checkpoint step (the history the next decision reads)."""
+        self.history.record(step, live, self.offsets)
+
+    def maybe_jump(self, step: int, max_steps: int | None, live, seed: int | None = None) -> dict | None:
+        """Jump if ``step`` is due (see `JumpPace`); the jump's record, or None when none was due."""
+        if not self.pace.due(step, max_steps):
+            return None
+        return self.jump(step, live, seed=step if seed is None else seed)
+
+    def jump(self, step: int, live, seed: int = 0) -> dict:
+        """Decide from the history and apply; append and return the record."""
+        start = time.perf_counter()
+        run = self.history.run()
+        ahead = self.ahead
+        if ahead is None and self.coef is None and self.select == "weights":
+            ahead = self.horizon * checkpoint_interval(run.steps)
+        scale = self.pace.scale(len(self.made()))
+        ahead = ahead * scale if isinstance(ahead, int | float) else ahead
+        coef = self.coef * scale if self.coef is not None else None
+        with preserved_rng():  # fitting and scoring must not shift the training's random streams
+            choice = choose_jump(run, method=self.method, ahead=ahead, coef=coef, horizon=self.horizon,
+                                 select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
+                                 hparams=by_method({"device": live.device, **self.hparams}), log=self.log, cap=self.cap)
+        errors = self._apply(choice, live, seed) if choice.jump else {}
+        record = {"step": step, "jumped": choice.jump, "method": choice.method, "ahead_steps": choice.ahead,
+                  "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
+                  "reason": choice.reason, "apply": self.apply, "seconds": time.perf_counter() - start,
+                  "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
+                  "max_rank_error": max(errors.values(), default=0.0),
+                  "epochs_run": choice.extrapolation.predictor.fit_info.get("epochs_run") if choice.jump else None}
+        self.jumps.append(record)
+        if self.log:
+            self.log(jump_line(record))
+        return record
+
+    def _apply(self, choice, live, seed: int) -> dict[str, float]:
+        if self.apply == "refactor":
+            errors = refactor_live_lora(live, choice.extrapolation)
+            live.reset_optimizer()
+            return errors
+        add_jump_to_base(live, choice.extrapolation, self.offsets)
+        if self.apply == "merge":
+            merge_and_restart_lora(live, self.offsets, seed=seed)
+            live.reset_optimizer()
+        return {}
+
+
+def jump_line(record: dict) -> str:
+    """The one line a jump (or a decision to stay) is logged with."""
+    if not record["jumped"]:
+        return f"step {record['step']}: no jump — {record['reason']} ({record['seconds']:.1f} s)"
+    how = (f"re-factored, rank-truncation error ≤ {record['max_rank_error']:.2e}" if record["apply"] == "refactor"
+           else f"{record['apply']}, exact")
+    return (f"step {record['step']}: jump ({record['method']}, {record['ahead_steps']:.0f} steps ahead, "
+            f"α = {record['coef']:.3g}) in {record['seconds']:.1f} s ({record['reason']}; {how})")

@@ -1,0 +1,100 @@
+"""`LiveModel`: the little a jump needs from the training process; `PeftLiveModel` for a PEFT model.
+
+A new trainer integration implements these five members (or wraps its model in `PeftLiveModel`)
+and hands the object to `JumpEngine`; nothing else of the trainer is touched.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from nextx.io.run import ModuleSpec
+
+LORA_PREFIX = "base_model.model."
+
+
+class LiveModel(Protocol):
+    """The training process's model and optimizer, as the jump engine uses them."""
+
+    device: str  # where NExt trains unless its settings name a device
+
+    def specs(self) -> dict[str, ModuleSpec]:
+        """Every LoRA-trained module: stored shape, rank, scaling, orientation."""
+
+    def factors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The module's live LoRA factors (A, B)."""
+
+    def add_to_base(self, name: str, left: torch.Tensor, right: torch.Tensor) -> None:
+        """W₀ ← W₀ + L·R in the module's frozen base weight (stored orientation)."""
+
+    def write_factors(self, name: str, A: torch.Tensor, B: torch.Tensor) -> None:
+        """Replace the module's live LoRA factors."""
+
+    def reset_optimizer(self) -> None:
+        """Clear the optimizer's state (Adam's moments)."""
+
+
+def lora_layers(model) -> dict[str, torch.nn.Module]:
+    """The PEFT LoRA layers of a model, by module path (without PEFT's base_model.model. prefix)."""
+    return {name.removeprefix(LORA_PREFIX): module for name, module in model.named_modules()
+            if hasattr(module, "lora_A") and module.active_adapters}
+
+
+def live_factors(layer) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
+    """(A, B, scaling, is_embedding) of a PEFT LoRA layer's active adapter: the parameters themselves
+    (``lora_embedding_A/B`` for an Embedding, ``lora_A/B.weight`` otherwise)."""
+    adapter = layer.active_adapters[0]
+    if adapter in getattr(layer, "lora_embedding_A", {}):
+        return layer.lora_embedding_A[adapter], layer.lora_embedding_B[adapter], layer.scaling[adapter], True
+    return layer.lora_A[adapter].weight, layer.lora_B[adapter].weight, layer.scaling[adapter], False
+
+
+@torch.no_grad()
+def add_to_base(layer, left: torch.Tensor, right: torch.Tensor) -> None:
+    """The layer's frozen base weight W₀ ← W₀ + L·R (formed in float64, added in the weight's dtype)."""
+    weight = layer.base_layer.weight
+    weight.add_((left.double() @ right.double()).to(device=weight.device, dtype=weight.dtype))
+
+
+def reset_adam_moments(optimizer) -> None:
+    """Clear the optimizer state (Adam's moments); works on accelerate's wrapped optimizer too."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    if inner is not None:
+        inner.state.clear()
+
+
+class PeftLiveModel:
+    """`LiveModel` over a PEFT model (any trainer) and its optimizer."""
+
+    def __init__(self, model, optimizer=None):
+        self.model, self.optimizer = model, optimizer
+        self.layers = lora_layers(model)
+        parameter = next(model.parameters(), None)
+        self.device = str(parameter.device) if parameter is not None else "cpu"
+
+    def specs(self) -> dict[str, ModuleSpec]:
+        specs = {}
+        for name, layer in self.layers.items():
+            A, _, scaling, embedding = live_factors(layer)
+            transposed = embedding or bool(getattr(layer, "fan_in_fan_out", False))
+            specs[name] = ModuleSpec(name, tuple(layer.base_layer.weight.shape), A.shape[0], float(scaling),
+                                     transposed=transposed, embedding=embedding)
+        return specs
+
+    def factors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        A, B, _, _ = live_factors(self.layers[name])
+        return A, B
+
+    def add_to_base(self, name: str, left: torch.Tensor, right: torch.Tensor) -> None:
+        add_to_base(self.layers[name], left, right)
+
+    @torch.no_grad()
+    def write_factors(self, name: str, A: torch.Tensor, B: torch.Tensor) -> None:
+        live_A, live_B = self.factors(name)
+        live_A.copy_(A.to(live_A.dtype))
+        live_B.copy_(B.to(live_B.dtype))
+
+    def reset_optimizer(self) -> None:
+        reset_adam_moments(self.optimizer)

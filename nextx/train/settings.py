@@ -1,0 +1,230 @@
+"""The settings of a training run, declared once and by concern — GRPO (model, data, RL), the LoRA
+adapter, the in-loop jump, the jump's evaluation, DGO — each with its own checks (a reason and a
+fix). `nextx.train.config.GRPORunConfig` composes them; `nextx train`'s options, the demo and the
+benches derive from the declarations (`knob`). NExt's own settings (``--next-lr``, ``--next-epochs``)
+are not declared here: `method_knob` takes them from the predictor's `nextx.predictors.Param`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from nextx.errors import NextxError
+from nextx.jump.apply import APPLY_MODES
+from nextx.jump.engine import LOOP_HORIZON
+from nextx.predictors import DEFAULT_METHOD, REGISTRY
+from nextx.train.tasks import TASKS
+
+
+def knob(default=None, help: str = "", *, flag: str | None = None, minimum: float | None = None,
+         maximum: float | None = None, choices: Sequence[str] | None = None, factory=None, path: bool = False):
+    """A setting with what `nextx train` needs to offer it (help, flag, bounds, choices)."""
+    meta = {"help": help, "flag": flag, "min": minimum, "max": maximum, "choices": choices, "path": path}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def method_knob(method: str, name: str):
+    """``--next-NAME``: a predictor's own `Param` (default, help, parsing) offered as a jump setting."""
+    param = next(p for p in REGISTRY[method].params if p.name == name)
+    meta = {"help": param.help, "flag": f"--next-{name.replace('_', '-')}", "min": None, "max": None, "choices": None,
+            "path": False, "param": param}
+    return field(default=param.default, metadata=meta)
+
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class GRPOSettings:
+    """The model, the data and GRPO itself. Defaults are the embedded default's (tiny model, CPU)."""
+
+    model: str | None = knob(None, "Local path or Hub id (default: the embedded tiny model).")
+    task: str | None = knob("addition", "Built-in task (none with --dataset).", choices=tuple(TASKS))
+    dataset: str | None = knob(None, "Local file (json/jsonl/csv/parquet) or Hub id with prompt/answer columns.")
+    prompt_column: str = knob("prompt", "Prompt column of --dataset.")
+    answer_column: str = knob("answer", "Answer column of --dataset.")
+    verifier: str = knob("exact", "Reward: exact answer match, or math (math-verify).", choices=("exact", "math"))
+    steps: int = knob(300, "GRPO steps.", minimum=1)
+    save_every: int = knob(20, "A checkpoint every N steps.", minimum=1)
+    learning_rate: float = knob(3e-4, "LoRA learning rate (constant).", flag="--lr", minimum=0)
+    prompts_per_step: int = knob(16, "Prompts per GRPO step.", minimum=1)
+    num_generations: int = knob(8, "Completions per prompt (the group).", minimum=2)
+    max_completion_length: int = knob(4, "Tokens per completion.", minimum=1)
+    temperature: float = knob(1.0, "Sampling temperature.", minimum=0)
+    beta: float = knob(0.0, "KL coefficient.", minimum=0)
+    loss_type: str = knob("dapo", "TRL loss_type.")
+    epsilon_high: float | None = knob(None, "Clip-higher: the upper clip ε (default: TRL's ε = 0.2; DGO: 0.28).",
+                                      minimum=0)
+    seed: int = knob(0, "Random seed (data order, sampling, init).")
+
+    def check_grpo(self) -> None:
+        if self.task is None and self.dataset is None:
+            raise NextxError("give a built-in --task or a --dataset")
+        if self.num_generations < 2:
+            raise NextxError(f"--num-generations {self.num_generations} gives GRPO no group to compare",
+                             hint="Use at least 2 (8 is typical).")
+        if self.save_every < 1 or self.steps < 1:
+            raise NextxError("--steps and --save-every must be positive")
+        if self.verifier not in ("exact", "math"):
+            raise NextxError(f"unknown verifier {self.verifier!r}", hint="Choose exact or math.")
+        if self.verifier == "math":
+            import importlib.util
+
+            if importlib.util.find_spec("math_verify") is None:
+                raise NextxError("--verifier math needs the math-verify package", hint="pip install math-verify")
+
+
+@dataclass
+class AdapterSettings:
+    """The LoRA adapter trained (or the one training starts from)."""
+
+    lora_r: int = knob(8, "LoRA rank.", minimum=1)
+    lora_alpha: float = knob(16, "LoRA alpha.")
+    lora_targets: list[str] = knob(help="Comma-separated target modules.", factory=lambda: list(LORA_TARGETS))
+    init_adapter: str | None = knob(None, "Start from this adapter.", path=True)
+
+    def check_adapter(self) -> None:
+        if self.init_adapter is not None:
+            from pathlib import Path
+
+            if not (Path(self.init_adapter) / "adapter_config.json").is_file():
+                raise NextxError("--init-adapter is not a PEFT adapter directory (no adapter_config.json)",
+                                 path=self.init_adapter, hint="Pass a directory written by nextx extrapolate or PEFT.")
+
+
+@dataclass
+class JumpSettings:
+    """NExt in the loop (`nextx.jump.JumpEngine`): when, how far, how."""
+
+    next_at: int | None = knob(None, "Jump after this step (a checkpoint step).", minimum=1)
+    next_every: int | None = knob(None, "…and again every N steps.", minimum=1)
+    next_method: str = knob(DEFAULT_METHOD, "Jump method, or auto.", flag="--method",
+                            choices=(*(m for m in REGISTRY if m != "stay"), "auto"))
+    next_ahead: float | str | None = knob(None, "Training steps past the checkpoint, or auto (default: one horizon).")
+    next_horizon: int = knob(LOOP_HORIZON, "NExt's target horizon, in checkpoints.", flag="--horizon", minimum=1)
+    next_lr: float = method_knob("next", "lr")
+    next_epochs: int | str = method_knob("next", "epochs")
+    next_cap: float | None = knob(None, "Trust region: each jump ≤ this × the last checkpoint interval's update, "
+                                  "per module.", minimum=0)
+    next_apply: str = knob("offset", "offset: into the frozen base (exact, Adam kept); refactor: into the rank-r "
+                           "LoRA (Adam reset); merge: LoRA and jump merged into the base, fresh LoRA and Adam.",
+                           choices=APPLY_MODES)
+    next_damping: float = knob(1.0, "With --next-every: the k-th jump goes damping^k × --next-ahead.", minimum=0,
+                               maximum=1)
+
+    def method_hparams(self) -> dict:
+        """The predictors' own settings given as ``--next-*`` (flat; each method takes what it declares)."""
+        return {f.metadata["param"].name: getattr(self, f.name) for f in _method_fields(type(self))}
+
+    def check_jump(self) -> None:
+        for f in _method_fields(type(self)):
+            _check_param(f.metadata["flag"], f.metadata["param"], getattr(self, f.name))
+        if self.next_at is not None:
+            if self.next_at % self.save_every:
+                raise NextxError(f"--next-at {self.next_at} is not a multiple of --save-every {self.save_every}",
+                                 hint="NExt jumps right after a checkpoint is saved.")
+            method = REGISTRY.get(self.next_method)
+            if self.next_at // self.save_every < self.next_horizon + 1 and method is not None and method.needs_trajectories:
+                raise NextxError(
+                    f"--next-at {self.next_at} leaves {self.next_at // self.save_every} checkpoints, NExt with "
+                    f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
+                    hint="Jump later, save more often, or lower the horizon.",
+                )
+        if self.next_apply not in APPLY_MODES:
+            raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose offset, refactor or merge.")
+        if not 0 < self.next_damping <= 1:
+            raise NextxError(f"--next-damping {self.next_damping:g} is outside (0, 1]",
+                             hint="1 keeps every jump's length; 0.875 shortens each later jump by 12.5%.")
+        if isinstance(self.next_ahead, str) and self.next_ahead != "auto":
+            raise NextxError(f"--next-ahead {self.next_ahead!r} is neither a number of steps nor 'auto'")
+        if isinstance(self.next_ahead, float | int) and self.next_ahead < 0:
+            raise NextxError(f"--next-ahead {self.next_ahead:g} is negative", hint="Jumps go forward: steps ≥ 0.")
+
+
+def _method_fields(cls) -> list:
+    from dataclasses import fields
+
+    return [f for f in fields(cls) if "param" in f.metadata]
+
+
+def _check_param(flag: str, param, value) -> None:
+    """NextxError unless ``value`` is what the predictor's `Param` would parse from its own text."""
+    text = str(value)
+    try:
+        ok = not isinstance(value, bool) and param.from_text(text) == value
+        reason = "is not a valid value"
+    except ValueError as err:
+        ok, reason = False, str(err).removeprefix(repr(text)).strip()
+    if not ok:
+        shown = repr(value) if isinstance(value, str) else value
+        raise NextxError(f"{flag} {shown} {reason}")
+
+
+@dataclass
+class EvalSettings:
+    """How a jump is evaluated before it is made."""
+
+    next_select: str = knob("weights", "reward: jump only if a candidate beats staying on the task's validation "
+                            "prompts.", choices=("weights", "reward"))
+    next_eval_size: int = knob(500, "Validation prompts per candidate with --next-select reward.", minimum=10)
+
+    def check_eval(self) -> None:
+        if self.next_select not in ("weights", "reward"):
+            raise NextxError(f"unknown --next-select {self.next_select!r}", hint="Choose weights or reward.")
+        if self.next_select == "reward" and self.task is None:
+            raise NextxError("--next-select reward needs a built-in --task (its verifier scores the candidates)",
+                             hint="Use --next-select weights, or NExtCallback(select='reward', scorer=...) in Python.")
+
+
+@dataclass
+class DGOSettings:
+    """DGO (arXiv 2603.24093): ``steps`` is per iteration; defaults are the paper's where it gives them."""
+
+    algo: str = knob("grpo", "grpo, or dgo: K iterations of GRPO on experience-guided prompts, bank renewal and "
+                     "rewrite + SFT from the base.", choices=("grpo", "dgo"))
+    dgo_iterations: int = knob(3, "DGO iterations K.", minimum=1)
+    dgo_schedule: str = knob("1.0,0.5,0.25", "Share of experience-guided prompts per iteration (the last repeats).")
+    dgo_experiences: int = knob(1, "Experiences retrieved per guided prompt.", minimum=1)
+    dgo_similarity: float = knob(0.8, "Renewal: a new experience below this cosine similarity to the bank is an "
+                                 "addition, else a replacement of its nearest entry.", minimum=0, maximum=1)
+    dgo_validation_size: int = knob(200, "Validation prompts scoring each renewal candidate.", minimum=10)
+    dgo_candidates: int = knob(16, "New experiences tried per renewal (each costs one validation pass).", minimum=0)
+    dgo_initial: int = knob(64, "Training problems the base model answers to build the first bank.", minimum=1)
+    dgo_top_k: int = knob(2, "Rewrites (and guided trajectories) kept per problem.", minimum=1)
+    dgo_beta: float = knob(0.5, "Share of rewrites in the distillation data (the rest: guided trajectories).",
+                           minimum=0, maximum=1)
+    dgo_sft_lr: float = knob(1e-3, "Distillation SFT learning rate (paper: 1e-6 on 4–14B models).", minimum=0)
+    dgo_sft_epochs: int = knob(4, "Distillation SFT epochs.", minimum=1)
+    dgo_sft_batch: int = knob(64, "Distillation SFT batch size (paper: 128).", minimum=1)
+    dgo_max_rewrite_chars: int = knob(6000, "Rewrites longer than this are dropped.", minimum=1)
+    dgo_generator: str = knob("rules", "Experience generator: rules (the embedded tasks') or a causal LM path / Hub "
+                              "id prompted to extract one WHEN … IF … THEN … line.")
+    dgo_retriever: str = knob("tfidf", "Similarity vectors: tfidf (character n-grams, no download) or a sentence "
+                              "encoder's path / Hub id (e.g. sentence-transformers/all-MiniLM-L6-v2).")
+    dgo_prompt: str = knob("auto", "Prompt style: compact (the tiny models) or instruct; auto: compact for the "
+                           "embedded model.", choices=("auto", "compact", "instruct"))
+
+    def check_dgo(self) -> None:
+        if self.algo != "dgo":
+            return
+        if self.task is None:
+            raise NextxError("--algo dgo needs a built-in --task (its verifier scores renewal candidates and rewrites)",
+                             hint=f"Choose one of: {', '.join(TASKS)}.")
+        if self.dgo_generator == "rules" and self.task != "addition":
+            raise NextxError(f"the rule-based experience generator knows the addition task, not {self.task!r}",
+                             hint="Use --task addition, or --dgo-generator MODEL (a causal LM that writes experiences).")
+        self.schedule()
+
+    def schedule(self) -> tuple[float, ...]:
+        """DGO's experience shares α_1…α_K parsed from ``dgo_schedule``."""
+        try:
+            shares = tuple(float(v) for v in self.dgo_schedule.split(",") if v.strip())
+        except ValueError:
+            shares = ()
+        if not shares or not all(0 <= a <= 1 for a in shares):
+            raise NextxError(f"--dgo-schedule {self.dgo_schedule!r} is not a comma-separated list of shares in [0, 1]",
+                             hint="The paper's: --dgo-schedule 1.0,0.5,0.25")
+        return shares
