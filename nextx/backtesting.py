@@ -128,27 +128,9 @@ def backtest(
     for method in methods:
         predictor = make_predictor(method, horizon=horizon, **hparams.get(method, {}))
         predictors[method] = predictor.fit(traj, fit_steps, progress=(epoch_progress or {}).get(method))
-    last = kept - 1
     sums = {m: [_Sums() for _ in held] for m in methods}
     for name in run.modules:  # one module in memory at a time
-        stack = run.deltas(name)
-        ctx = ModuleContext(name, stack, run.steps, last, traj.modules[name] if traj else None)
-        predictions = {method: predictor.predict(ctx) for method, predictor in predictors.items()}
-        for j, index in enumerate(range(kept, len(run.steps))):
-            actual = FactoredUpdate({index: 1.0, last: -1.0})  # W_j − W_P
-            actual_sq = update_inner(stack, actual, actual)
-            total_sq = stack.inner(index, index)
-            for method, predictor in predictors.items():
-                prediction = predictions[method]
-                alpha = predictor.coef_for_step(run.steps[index], fit_steps)
-                change = prediction.offset + alpha * prediction.direction  # Ŵ_j − W_P
-                error = change - actual
-                s = sums[method][j]
-                s.error += update_inner(stack, error, error)
-                s.stay += actual_sq
-                s.actual += total_sq
-                s.dot += update_inner(stack, change, actual)
-                s.predicted += update_inner(stack, change, change)
+        _add_module_sums(run, name, kept, predictors, traj, sums)
         if module_progress:
             module_progress(name)
     report = BacktestReport(fit_steps, held, horizon)
@@ -165,6 +147,30 @@ def backtest(
         for method, row in report.reward["methods"].items():
             report.methods[method]["reward"] = row
     return report
+
+
+def _add_module_sums(run: Run, name: str, kept: int, predictors: dict, traj, sums: dict) -> None:
+    """Add one module's squared errors (and the stay / actual / cross terms) of every method's
+    prediction of every held-out step to ``sums[method][j]``."""
+    last, fit_steps = kept - 1, run.steps[:kept]
+    stack = run.deltas(name)
+    ctx = ModuleContext(name, stack, run.steps, last, traj.modules[name] if traj else None)
+    predictions = {method: predictor.predict(ctx) for method, predictor in predictors.items()}
+    for j, index in enumerate(range(kept, len(run.steps))):
+        actual = FactoredUpdate({index: 1.0, last: -1.0})  # W_j − W_P
+        actual_sq = update_inner(stack, actual, actual)
+        total_sq = stack.inner(index, index)
+        for method, predictor in predictors.items():
+            prediction = predictions[method]
+            alpha = predictor.coef_for_step(run.steps[index], fit_steps)
+            change = prediction.offset + alpha * prediction.direction  # Ŵ_j − W_P
+            error = change - actual
+            s = sums[method][j]
+            s.error += update_inner(stack, error, error)
+            s.stay += actual_sq
+            s.actual += total_sq
+            s.dot += update_inner(stack, change, actual)
+            s.predicted += update_inner(stack, change, change)
 
 
 def reward_column(run: Run, kept: int, predictors: dict, traj, scorer) -> dict:

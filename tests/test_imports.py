@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "nextx"
 LAYERS = {  # lower imports nothing higher
-    "_version": 0, "_lazy": 0, "errors": 0, "threads": 0, "devices": 0,
+    "_version": 0, "_lazy": 0, "errors": 0, "threads": 0, "devices": 0, "progress": 0,
     "io": 1,
     "lowrank": 2,
     "trajectory": 3,

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import time
 from collections.abc import Iterator
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from nextx._version import __version__
 from nextx.errors import PredictorError
 from nextx.io.discover import LAYOUT_NAMES, parse_checkpoint_args
 from nextx.io.run import Run, load_run
 from nextx.io.write import dumps_json
+from nextx.progress import progress_bars as stage_bars
 
 console = Console(stderr=True, highlight=False)
 
@@ -71,40 +62,11 @@ def emit_json(payload: dict) -> None:
     click.echo(dumps_json({"nextx_version": __version__, **payload}, indent=None))
 
 
-class PlainProgress:
-    """Progress as plain stderr lines ("training next: 400/1000, 61 s") for logs and CI: nothing for
-    stages shorter than ``every`` seconds (NEXTX_PROGRESS_EVERY, default 30), then a line that often."""
-
-    def __init__(self, description: str, total: int, every: float | None = None):
-        if every is None:
-            every = float(os.environ.get("NEXTX_PROGRESS_EVERY") or 30)
-        self.description, self.total, self.every, self.done = description, total, every, 0
-        self.start = self.last = time.monotonic()
-
-    def advance(self, _label=None) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            console.print(f"{self.description}: {self.done}/{self.total}, {now - self.start:.0f} s", markup=False)
-
-
 @contextlib.contextmanager
 def progress_bars(*stages: tuple[str, int]) -> Iterator[list]:
-    """One progress line per (description, total) stage on stderr — rich bars on a terminal, periodic
-    plain lines otherwise; yields one advance(label) per stage."""
-    if not console.is_terminal:
-        yield [PlainProgress(description, total).advance for description, total in stages]
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        tasks = [progress.add_task(description, total=total) for description, total in stages]
-        yield [functools.partial(_advance, progress, task) for task in tasks]
-
-
-def _advance(progress: Progress, task, _label=None) -> None:
-    progress.advance(task)
+    """`nextx.progress.progress_bars` on the CLI's stderr console."""
+    with stage_bars(console, *stages) as advances:
+        yield advances
 
 
 @contextlib.contextmanager

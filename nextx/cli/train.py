@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import typing
 from pathlib import Path
 
@@ -100,19 +99,17 @@ def train_cmd(out, settings, force, as_json):
         settings.setdefault("task", None)  # a dataset replaces the default task
     config = GRPORunConfig(output_dir=out, **settings)
     if config.algo == "dgo":
-        from nextx.train.dgo.loop import RECORD_FILE, train_dgo
+        from nextx.train.dgo.loop import train_dgo
 
-        run_dir = train_dgo(config, log=_log, console=console)
-        record = json.loads((Path(out) / RECORD_FILE).read_text())
+        result = train_dgo(config, log=_log, console=console)
     else:
         from nextx.train.grpo import train
 
         result = train(config, log=_log, console=console)
-        run_dir, record = result.path, result.record()
     if as_json:
-        emit_json({"output": str(run_dir), **record})
+        emit_json({"output": str(result.path), **result.record})
     else:
-        click.echo(str(run_dir))
+        click.echo(str(result.path))
 
 
 @click.command("eval")

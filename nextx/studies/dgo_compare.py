@@ -22,7 +22,7 @@ from nextx.studies.demo import headline_text
 from nextx.studies.measure import Interval, seed_savings, summarize
 from nextx.train.config import GRPORunConfig
 from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
-from nextx.train.dgo.loop import RECORD_FILE, guided_accuracy, last_checkpoint, prompt_style, train_dgo
+from nextx.train.dgo.loop import guided_accuracy, last_checkpoint, prompt_style, train_dgo
 from nextx.train.dgo.retrieval import embedder
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run, load_for_eval
@@ -47,10 +47,10 @@ def run_pair(out: Path, settings: dict, seed: int, log=print, console=None) -> d
     seconds["grpo"] = time.perf_counter() - start
     log(f"seed {seed}: DGO, {dgo.dgo_iterations} iterations of {dgo.steps} steps")
     start = time.perf_counter()
-    final_run = train_dgo(dgo, log=log, console=console)
+    result = train_dgo(dgo, log=log, console=console)
     seconds["dgo"] = time.perf_counter() - start
+    final_run, record = result.path, result.record
     curves = {"grpo": evaluate_run(out / "grpo", task, base, population=True)}
-    record = json.loads((out / "dgo" / RECORD_FILE).read_text())
     curve = {0: curves["grpo"][0]}
     for k, step in enumerate(record["iterations"]):
         scored = evaluate_run(Path(step["run"]), task, step["model"], population=True, only=lambda s: s > 0)

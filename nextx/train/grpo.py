@@ -130,6 +130,7 @@ class TrainResult:
     train_seconds: float = 0.0
     config: dict = field(default_factory=dict)
 
+    @property
     def record(self) -> dict:
         return {"config": self.config, "model_path": self.model_path, "train_seconds": self.train_seconds,
                 "jumps": self.jumps}
@@ -179,5 +180,5 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     trainer.train()
     result = TrainResult(Path(config.output_dir), model_path, [j for c in callbacks for j in getattr(c, "jumps", [])],
                          time.perf_counter() - start, config.to_dict())
-    (result.path / RECORD_FILE).write_text(json.dumps(result.record(), indent=2))
+    (result.path / RECORD_FILE).write_text(json.dumps(result.record, indent=2))
     return result

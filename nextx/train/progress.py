@@ -1,30 +1,33 @@
-"""`ProgressCallback`: a rich progress bar on stderr and one clean line per checkpoint:
-``step 150 | reward 0.612 | held-out accuracy 62.2%`` (accuracy for built-in tasks only)."""
+"""`ProgressCallback`: training's stage in the one progress display (`nextx.progress.progress_bars`)
+and one clean line per checkpoint: ``step 150 | reward 0.612 | held-out accuracy 62.2%`` (accuracy
+for built-in tasks only)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from transformers import TrainerCallback
 
+from nextx.progress import progress_bars
 from nextx.train.evaluate import evaluate
 
 
 class ProgressCallback(TrainerCallback):
     def __init__(self, console, task=None, tokenizer=None):
         self.console, self.task, self.tokenizer = console, task, tokenizer
-        self.progress = None
+        self.stack, self.advance, self.done = None, None, 0
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                     console=self.console, transient=True)
-            self.progress.start()
-            self.bar = self.progress.add_task("train", total=state.max_steps)
+        self.stack = contextlib.ExitStack()
+        (self.advance,) = self.stack.enter_context(progress_bars(self.console, ("GRPO", state.max_steps)))
+        self.done = state.global_step
+        for _ in range(self.done):
+            self.advance()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.progress:
-            self.progress.update(self.bar, completed=state.global_step)
+        while self.advance is not None and self.done < state.global_step:
+            self.advance()
+            self.done += 1
 
     def on_save(self, args, state, control, model=None, **kwargs):
         rewards = [entry["reward"] for entry in state.log_history if "reward" in entry]
@@ -38,5 +41,6 @@ class ProgressCallback(TrainerCallback):
         self.console.print(line)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.progress:
-            self.progress.stop()
+        if self.stack is not None:
+            self.stack.close()
+            self.stack, self.advance = None, None

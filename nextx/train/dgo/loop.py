@@ -23,7 +23,7 @@ import json
 import random
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -189,65 +189,94 @@ def last_checkpoint(run_dir: Path) -> Path:
     return checkpoints[-1].path
 
 
-def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> Path:
-    """Run DGO; return the last iteration's run directory (its last checkpoint is the final policy)."""
+@dataclass
+class DGOResult:
+    """What `train_dgo` did: the last iteration's run directory (its last checkpoint is the final
+    policy) and the record written to ``nextx-dgo.json`` (config, bank, every iteration)."""
+
+    path: Path
+    record: dict
+
+
+def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> DGOResult:
+    """Run DGO's K iterations (see the module docstring); return what it did."""
     quiet_transformers()
     task = get_task(config.task)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = config.model or str(tiny_model_path(config.task, experiences=True, log=log))
-    style = prompt_style(config)
     generate = RuleGenerator() if config.dgo_generator == "rules" else ModelGenerator(config.dgo_generator)
-    validation = task.validation_split(config.dgo_validation_size)
     per_iteration = config.steps * config.prompts_per_step
     problems = task.train_examples(config.dgo_iterations * per_iteration, seed=config.seed)
-
     bank = initial_bank(base, task, task.train_examples(config.dgo_initial, seed=config.seed + 1), generate,
                         config.dgo_similarity, embedder(config.dgo_retriever))
     bank.save(out / BANK_FILE)
     log(f"DGO: initial bank of {len(bank)} experiences from the base model's answers to {config.dgo_initial} problems")
-    record = {"config": config.to_dict(), "base": base, "style": style, "initial_bank": len(bank), "iterations": []}
-    rewrites: list[tuple[str, str]] = []  # S_imp, accumulated: (plain problem, rewrite)
-    guided_pairs: list[tuple[str, str]] = []  # S_e, accumulated: (guided prompt, completion)
-    model_path = base
+    loop = _Loop(config, task, out, base, prompt_style(config), generate, bank,
+                 task.validation_split(config.dgo_validation_size), log, console)
+    record = {"config": config.to_dict(), "base": base, "style": loop.style, "initial_bank": len(bank), "iterations": []}
     shares = config.schedule()
     for k in range(1, config.dgo_iterations + 1):
         start = time.perf_counter()
-        share = experience_share(k - 1, shares)
-        run_dir = out / f"iteration-{k}"
-        run_dir.mkdir(exist_ok=True)
-        bank.save(run_dir / BANK_FILE)
-        dataset, guided_prompts = iteration_dataset(problems[(k - 1) * per_iteration : k * per_iteration], bank, share,
-                                                    config, style, seed=config.seed * 1000 + k)
-        log(f"DGO iteration {k}/{config.dgo_iterations}: GRPO on {share:.0%} experience-guided prompts "
-            f"(bank of {len(bank)}), from {model_path}")
-        rollouts: list = []
-        train(replace(config, output_dir=str(run_dir), model=model_path), log=log, console=console, dataset=dataset,
-              record=rollouts)
-        policy, policy_tokenizer = load_for_eval(last_checkpoint(run_dir), model_path)
-        new = candidates_from(rollouts, generate, bank, config.dgo_candidates, config.seed * 1000 + k, k)
-        decisions = bank.renew(new, lambda b: guided_accuracy(policy, policy_tokenizer, task, validation, b,  # noqa: B023
-                                                              k=config.dgo_experiences, style=style).accuracy,
-                               threshold=config.dgo_similarity)
-        bank.save(out / BANK_FILE)
-        rewriter = AnswerRewriter() if style == "compact" else PolicyRewriter(policy, policy_tokenizer,
-                                                                              config.max_completion_length)
-        kept, guided = internalize(rollouts, rewriter, task, config)
-        rewrites += kept
-        guided_pairs += [(g.prompt, g.completion) for g in guided]
-        step = {"iteration": k, "share": share, "guided_prompts": guided_prompts, "rollouts": len(rollouts),
-                "run": str(run_dir), "model": model_path, "candidates": len(new),
-                "renewal": [asdict(d) for d in decisions], "bank": len(bank),
-                "guided_kept": len(guided), "rewrites_kept": len(kept)}
-        pairs = mixture(rewrites, guided_pairs, config.dgo_beta, config.seed * 1000 + k)
-        if k < config.dgo_iterations and not pairs:
-            log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
-                f"from {model_path} again")
-        elif k < config.dgo_iterations:
-            model_path = str(distil(base, pairs, out / f"distilled-{k}", config))
-            step["distilled"] = {"path": model_path, "examples": len(pairs)}
+        step = loop.iteration(k, experience_share(k - 1, shares), problems[(k - 1) * per_iteration : k * per_iteration])
         record["iterations"].append({**step, "seconds": time.perf_counter() - start})
         (out / RECORD_FILE).write_text(json.dumps(record, indent=2))
+    return DGOResult(out / f"iteration-{config.dgo_iterations}", record)
+
+
+@dataclass
+class _Loop:
+    """DGO's state across iterations: the bank, the accumulated distillation data, the current model."""
+
+    config: GRPORunConfig
+    task: Task
+    out: Path
+    base: str
+    style: str
+    generate: object
+    bank: ExperienceBank
+    validation: list
+    log: object
+    console: object
+    rewrites: list = field(default_factory=list)  # S_imp, accumulated: (plain problem, rewrite)
+    guided_pairs: list = field(default_factory=list)  # S_e, accumulated: (guided prompt, completion)
+    model_path: str = ""
+
+    def iteration(self, k: int, share: float, problems: list) -> dict:
+        """GRPO on the annealed mixture, bank renewal, rewrite + SFT; the iteration's record."""
+        config, log, bank = self.config, self.log, self.bank
+        self.model_path = self.model_path or self.base
+        run_dir = self.out / f"iteration-{k}"
+        run_dir.mkdir(exist_ok=True)
+        bank.save(run_dir / BANK_FILE)
+        dataset, guided_prompts = iteration_dataset(problems, bank, share, config, self.style, seed=config.seed * 1000 + k)
+        log(f"DGO iteration {k}/{config.dgo_iterations}: GRPO on {share:.0%} experience-guided prompts "
+            f"(bank of {len(bank)}), from {self.model_path}")
+        rollouts: list = []
+        train(replace(config, output_dir=str(run_dir), model=self.model_path), log=log, console=self.console,
+              dataset=dataset, record=rollouts)
+        policy, policy_tokenizer = load_for_eval(last_checkpoint(run_dir), self.model_path)
+        new = candidates_from(rollouts, self.generate, bank, config.dgo_candidates, config.seed * 1000 + k, k)
+        decisions = bank.renew(new, lambda b: guided_accuracy(policy, policy_tokenizer, self.task, self.validation, b,
+                                                              k=config.dgo_experiences, style=self.style).accuracy,
+                               threshold=config.dgo_similarity)
+        bank.save(self.out / BANK_FILE)
+        rewriter = AnswerRewriter() if self.style == "compact" else PolicyRewriter(policy, policy_tokenizer,
+                                                                                   config.max_completion_length)
+        kept, guided = internalize(rollouts, rewriter, self.task, config)
+        self.rewrites += kept
+        self.guided_pairs += [(g.prompt, g.completion) for g in guided]
+        step = {"iteration": k, "share": share, "guided_prompts": guided_prompts, "rollouts": len(rollouts),
+                "run": str(run_dir), "model": self.model_path, "candidates": len(new),
+                "renewal": [asdict(d) for d in decisions], "bank": len(bank),
+                "guided_kept": len(guided), "rewrites_kept": len(kept)}
+        pairs = mixture(self.rewrites, self.guided_pairs, config.dgo_beta, config.seed * 1000 + k)
+        if k < config.dgo_iterations and not pairs:
+            log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
+                f"from {self.model_path} again")
+        elif k < config.dgo_iterations:
+            self.model_path = str(distil(self.base, pairs, self.out / f"distilled-{k}", config))
+            step["distilled"] = {"path": self.model_path, "examples": len(pairs)}
         log(f"DGO iteration {k}: renewal tried {len(new)} ({', '.join(f'{n} {a}' for a, n in _counts(decisions))}), "
             f"kept {len(kept)} rewrites and {len(guided)} guided trajectories")
-    return out / f"iteration-{config.dgo_iterations}"
+        return step
