@@ -40,7 +40,7 @@ def main() -> None:
 
     tiny_model_path(settings["task"], experiences=True)  # build once, before the workers
     results = {}
-    for seed, result in map_seeds(one_seed, range(args.seeds), args.jobs, root, settings):
+    for seed, result in map_seeds(one_seed, range(args.first_seed, args.first_seed + args.seeds), args.jobs, root, settings, threads=args.threads):
         results[str(seed)] = result
         curves = result["curves"]
         print(f"seed {seed} done: final accuracy grpo {curves['grpo'][max(curves['grpo'])]:.3f}, dgo "

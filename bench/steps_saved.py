@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="nextx-steps-"))
     root.mkdir(parents=True, exist_ok=True)
-    config = replace(DemoConfig(), task=args.task, seeds=tuple(range(args.seeds)),
+    config = replace(DemoConfig(), task=args.task, seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
                      arms=tuple(a.strip() for a in args.arms.split(",")), **({"steps": args.steps} if args.steps else {}))
     config = with_settings(config, args.set)
     config.check()
@@ -44,7 +44,7 @@ def main() -> None:
 
     tiny_model_path(config.task)  # build once, before the workers
     results = {}
-    for seed, result in map_seeds(one_seed, config.seeds, args.jobs, root, config):
+    for seed, result in map_seeds(one_seed, config.seeds, args.jobs, root, config, threads=args.threads):
         results[str(seed)] = result
         print(f"seed {seed} done: final accuracy " + ", ".join(
             f"{arm} {curve[max(curve)]:.3f}" for arm, curve in result["curves"].items()), flush=True)

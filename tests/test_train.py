@@ -390,3 +390,19 @@ def test_demo_config_is_the_grpo_settings_plus_seeds_and_arms(tmp_path):
     assert (arm.next_at, arm.next_every, arm.next_ahead, arm.next_cap, arm.next_damping, arm.next_method,
             arm.next_apply) == (150, 50, 25.0, 1.0, 0.875, "trend", "offset")
     assert config.run_config(tmp_path / "n", 0, "next-offset").next_ahead == 100.0
+
+
+def test_arm_variants_override_their_jump_settings_and_their_jump_step(tmp_path):
+    from nextx.studies.arms import arm_settings
+    from nextx.studies.demo import DemoConfig
+
+    assert arm_settings("trend-every:every=25:ahead=50:cap=2.5:at=75") == {
+        "next_method": "trend", "next_every": 25, "next_ahead": 50, "next_cap": 2.5, "next_damping": 0.875,
+        "next_apply": "offset", "next_at": 75}
+    config = DemoConfig(arms=("trend-every:at=75:every=25",))
+    run = config.run_config(tmp_path / "a", 0, config.arms[0])
+    assert (run.next_at, run.next_every, config.jump_step(config.arms[0]), config.jump_step("trend-every")) == (75, 25, 75, 150)
+    with raises_whole(ValueError, "arm 'trend-every:every': 'every' is not KEY=VALUE"):
+        arm_settings("trend-every:every")
+    with raises_whole(ValueError, "unknown arm 'magic'"):
+        arm_settings("magic:every=2")

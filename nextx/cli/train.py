@@ -11,7 +11,7 @@ import click
 
 from nextx.cli.common import console, emit_json, number_or_auto, param_callback, param_metavar
 from nextx.errors import NextxError
-from nextx.studies.arms import ARMS
+from nextx.studies.arms import ARMS, arm_settings
 from nextx.train.config import GRPORunConfig, RunSettings
 from nextx.train.tasks import TASKS
 
@@ -174,8 +174,10 @@ def demo_cmd(out, task, steps, seeds, arms, algo, force, as_json):
         return
     arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())
     for arm in arm_list:
-        if arm not in ARMS:
-            raise click.BadParameter(f"unknown arm {arm!r} (choose from {', '.join(ARMS)})", param_hint="--arms")
+        try:
+            arm_settings(arm)
+        except ValueError as err:
+            raise click.BadParameter(f"{err} (choose from {', '.join(ARMS)})", param_hint="--arms") from None
     config = replace(DemoConfig(), task=task, seeds=tuple(seed_list), arms=arm_list, **({"steps": steps} if steps else {}))
     if config.steps <= config.next_at:
         raise click.BadParameter(f"{config.steps} leaves no step after the jump at step {config.next_at} "

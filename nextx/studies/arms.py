@@ -1,6 +1,8 @@
 """The demo's and the bench's jump arms: a name → the jump's `GRPORunConfig` fields.
 
-Kept apart (no heavy imports) so the CLI lists them without loading transformers. ``next_ahead``
+Kept apart (no heavy imports) so the CLI lists them without loading transformers. A variant of an
+arm is named with overrides of its jump settings (the ``next_`` prefix left out):
+``trend-every:every=25:ahead=50:cap=2:damping=1:at=75`` (`arm_settings`). ``next_ahead``
 None means the demo config's ``next_ahead``; "grid" means reward selection's grid of steps ahead.
 The "-every" arms jump after the demo's jump step and every 50 steps after it, 25 steps ahead each
 time, capped at one interval's motion (``next_cap`` 1) and damped by 0.875 per jump.
@@ -22,3 +24,27 @@ ARMS = {  # arm → the jump's GRPORunConfig fields (next_ahead None: the config
     "reward": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "refactor"},
     "reward-offset": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "offset"},
 }
+
+
+def arm_settings(arm: str) -> dict:
+    """The jump's run settings of ``arm``: a name in ARMS, or NAME:KEY=VALUE:... overriding its
+    ``next_KEY`` settings (numbers read as numbers). ValueError names what is wrong."""
+    name, *overrides = arm.split(":")
+    if name not in ARMS:
+        raise ValueError(f"unknown arm {name!r}")
+    settings = dict(ARMS[name])
+    for item in filter(None, overrides):
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"arm {arm!r}: {item!r} is not KEY=VALUE")
+        settings["next_" + key.strip()] = _value(text.strip())
+    return settings
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text == "none" else text

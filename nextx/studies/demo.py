@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.write import json_safe
-from nextx.studies.arms import ARMS
+from nextx.studies.arms import ARMS, arm_settings
 from nextx.studies.measure import Interval, interval_from_dict, seed_savings, summarize
 from nextx.train.config import GRPORunConfig, RunSettings
 from nextx.train.grpo import train
@@ -51,9 +51,12 @@ class DemoConfig(RunSettings):
                              hint=f"Train longer than the jump: --steps {(self.next_at or 0) + 4 * self.save_every} or more.")
         if not self.seeds:
             raise NextxError("the demo needs at least one seed")
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown:
-            raise NextxError(f"unknown arm {unknown[0]!r}", hint=f"Choose from: {', '.join(ARMS)}.")
+        for arm in self.arms:
+            try:
+                arm_settings(arm)
+            except ValueError as err:
+                raise NextxError(str(err), hint=f"Choose from: {', '.join(ARMS)} (NAME:KEY=VALUE:... overrides "
+                                                "its jump settings).") from None
 
     def settings(self) -> dict:
         """The GRPO settings of every run (the demo's fields that are not RunSettings' are left out)."""
@@ -65,12 +68,16 @@ class DemoConfig(RunSettings):
         settings = {**self.settings(), "seed": seed, "next_at": None}
         if arm is None:
             return GRPORunConfig(output_dir=str(out), **settings)
-        jump = {**ARMS[arm]}
+        jump = arm_settings(arm)
         if jump["next_ahead"] is None:
             jump["next_ahead"] = self.next_ahead
         elif jump["next_ahead"] == "grid":
             jump["next_ahead"] = None
         return GRPORunConfig(output_dir=str(out), **{**settings, "next_at": self.next_at, **jump})
+
+    def jump_step(self, arm: str) -> int:
+        """The step of the arm's first jump: its own ``at``, else the demo's ``next_at``."""
+        return arm_settings(arm).get("next_at") or self.next_at
 
 
 def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) -> dict:
@@ -81,14 +88,15 @@ def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) 
     for arm in (None, *config.arms):
         name = arm or "vanilla"
         run_dir = out / f"seed{seed}" / name
-        log(f"seed {seed}: {name} GRPO, {config.steps} steps" + (f", jump at step {config.next_at}" if arm else ""))
+        at = config.jump_step(arm) if arm else None
+        log(f"seed {seed}: {name} GRPO, {config.steps} steps" + (f", jump at step {at}" if arm else ""))
         start = time.perf_counter()
         jumps[name] = train(config.run_config(run_dir, seed, arm), log=log, console=console).jumps
         seconds[name] = time.perf_counter() - start
-        only = None if arm is None else (lambda step: step >= config.next_at)
+        only = None if arm is None else (lambda step, at=at: step >= at)
         curve = evaluate_run(run_dir, task, base, population=True, only=only)
         if arm is not None:  # before the jump the arm is the vanilla run
-            curve = {**{s: a for s, a in curves["vanilla"].items() if s < config.next_at}, **curve}
+            curve = {**{s: a for s, a in curves["vanilla"].items() if s < at}, **curve}
         curves[name] = curve
     return {"curves": curves, "seconds": seconds, "jumps": jumps}
 
@@ -125,9 +133,10 @@ def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict) -
     """The measure for every arm over seeds, from curves[seed][arm] = {step: accuracy}."""
     arms = {}
     for arm in config.arms:
-        per_seed = [seed_savings(curves[s]["vanilla"], curves[s][arm], config.next_at) for s in curves]
+        at = config.jump_step(arm)
+        per_seed = [seed_savings(curves[s]["vanilla"], curves[s][arm], at) for s in curves]
         summary = summarize(per_seed, [seconds[s][arm] for s in curves])
-        paired_check = all(curves[s][arm].get(config.next_at) == curves[s]["vanilla"].get(config.next_at)
+        paired_check = all(curves[s][arm].get(at) == curves[s]["vanilla"].get(at)
                            for s in curves)
         arms[arm] = {
             "steps_saved": summary["steps_saved"]["mean"], "steps_saved_ci95": summary["steps_saved"]["ci95"],

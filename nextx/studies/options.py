@@ -18,8 +18,12 @@ from nextx.studies.demo import DemoConfig
 def seeds_parser(doc: str, set_example: str) -> argparse.ArgumentParser:
     """The options every paired-seeds bench takes: --seeds, --jobs, --out, --set FIELD=VALUE."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (FIRST..FIRST+N-1)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (reporting seeds start at 0; tune on others, e.g. 100)")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (1 torch thread each when > 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per job (default: 1 when --jobs > 1, else every core)")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help=f"a demo, GRPO or DGO setting, {set_example} (repeatable)")
@@ -47,10 +51,10 @@ def _with_threads(threads: int, work: Callable, *args):
     return work(*args)
 
 
-def map_seeds(work: Callable, seeds, jobs: int, *args) -> Iterator[tuple[int, object]]:
-    """(seed, work(*args, seed)) for every seed, ``jobs`` processes at a time (1 thread each when > 1),
-    in seed order. ``work`` must be importable (a module-level function)."""
-    threads = 1 if jobs > 1 else (os.cpu_count() or 1)
+def map_seeds(work: Callable, seeds, jobs: int, *args, threads: int | None = None) -> Iterator[tuple[int, object]]:
+    """(seed, work(*args, seed)) for every seed, ``jobs`` processes at a time (``threads`` torch threads
+    each; default 1 when jobs > 1, else every core), in seed order. ``work`` must be importable."""
+    threads = threads or (1 if jobs > 1 else (os.cpu_count() or 1))
     with ProcessPoolExecutor(jobs) as pool:
         futures = [(seed, pool.submit(_with_threads, threads, work, *args, seed)) for seed in seeds]
         for seed, future in futures:
