@@ -108,16 +108,16 @@ class Extrapolation:
             **self.provenance, **extra,
         }
 
-    def check_output(self, out: str | Path) -> None:
-        check_output_path(self.run, out)
+    def check_output(self, out: str | Path, within_run: bool = False) -> None:
+        check_output_path(self.run, out, within_run=within_run)
 
     # -- adapter --------------------------------------------------------------------------------
     def save_adapter(self, out: str | Path, *, rank: int | None = None, force: bool = False,
-                     dtype: str = "float32") -> Path:
+                     dtype: str = "float32", within_run: bool = False) -> Path:
         """A PEFT adapter reproducing Ŵ (exactly, or its best rank-``rank`` approximation)."""
         if self.run.kind != "lora":
             raise NextxError("an adapter can only be written for a LoRA run", hint="Use --format merged.")
-        self.check_output(out)
+        self.check_output(out, within_run=within_run)
         with atomic_output_dir(out, force=force) as tmp:
             errors = self._write_adapter(tmp, rank, DTYPES[dtype])
             extra = {"rank": rank, "max_rank_error": max(errors.values(), default=0.0)} if rank else {}
@@ -235,11 +235,15 @@ def capped(stack, update: FactoredUpdate, last: int, cap: float) -> FactoredUpda
     return at_last + (limit / jump) * change
 
 
-def check_output_path(run: Run, out: str | Path) -> None:
+def check_output_path(run: Run, out: str | Path, *, within_run: bool = False) -> None:
     """NextxError if ``out`` is, is inside, or contains the run, one of its checkpoints or the base:
-    an output must never replace or add to its own source."""
+    an output must never replace or add to its own source. ``within_run``: the trainer's own export
+    beside its checkpoints (inside the run's directory, never a checkpoint or the base)."""
     target = Path(out).resolve()
+    own = Path(run.source).resolve() if within_run else None
     for source in run.protected_paths():
+        if source == own and source in target.parents:
+            continue
         if target == source or source in target.parents or target in source.parents:
             raise NextxError("the output would overwrite or add to the run it is read from", path=out,
                              hint=f"Write outside {source} (e.g. -o {source.parent / (source.name + '-next')}).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import typing
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def settings_options(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         settings = {f.name: kwargs.pop(f.name) for f in declared}
-        return func(*args, settings={k: v for k, v in settings.items() if v is not None}, **kwargs)
+        return func(*args, settings={k: v for k, v in settings.items() if v is not None and v is not False}, **kwargs)
 
     for f in reversed(declared):
         meta, hint = f.metadata, hints[f.name]
@@ -56,6 +57,8 @@ def settings_options(func):
             option["type"] = click.Path(exists=True)
         elif hint == float | str | None:  # a number of steps or "auto"
             option["callback"] = lambda ctx, param, text: number_or_auto(text, "--" + param.name.replace("_", "-"))
+        elif base is bool:
+            option["is_flag"] = True
         elif base in (int, float):
             bounded = click.IntRange if base is int else click.FloatRange
             option["type"] = bounded(min=meta["min"], max=meta["max"]) if meta["min"] is not None else base
@@ -73,8 +76,11 @@ def settings_options(func):
 @click.option("-o", "--output", "out", required=True, type=click.Path(), help="Run directory (checkpoint-N inside).")
 @settings_options
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output directory.")
+@click.option("--resume", default=None, is_flag=False, flag_value="latest", metavar="[CHECKPOINT]",
+              help="Continue the run in OUT from its last checkpoint (or CHECKPOINT), exactly: its recorded settings "
+                   "(--steps may grow), optimizer, RNG and in-loop jumps. Needs a run trained with --save-state.")
 @click.option("--json", "as_json", is_flag=True, help="Print nextx-train.json (config, seconds, jumps) on stdout.")
-def train_cmd(out, settings, force, as_json):
+def train_cmd(out, settings, force, resume, as_json):
     """Train GRPO + LoRA (TRL); checkpoints in OUT/checkpoint-N. NExt in the loop with --next-at.
     With --algo dgo: DGO's iterations in OUT/iteration-K (--steps each); prints the last one's run.
 
@@ -84,10 +90,14 @@ def train_cmd(out, settings, force, as_json):
       nextx train -o runs/grpo-next --steps 300 --save-every 25 --next-at 150 --next-ahead 100 --next-lr 3e-4
       nextx train -o runs/grpo-sel --steps 300 --save-every 25 --next-at 150 --method auto --next-select reward
       nextx train -o runs/resumed --init-adapter runs/grpo-jump
+      nextx train -o runs/grpo --resume --steps 400
       nextx train -o runs/dgo --algo dgo --steps 100 --dgo-iterations 3
     """
     require_train_extra()
 
+    if resume is not None:
+        _resume(out, settings, resume, as_json)
+        return
     if Path(out).exists() and any(Path(out).iterdir()):
         if not force:
             raise NextxError("the output directory is not empty: a new run would mix its checkpoints with the old ones",
@@ -106,6 +116,27 @@ def train_cmd(out, settings, force, as_json):
         from nextx.train.grpo import train
 
         result = train(config, log=_log, console=console)
+    if as_json:
+        emit_json({"output": str(result.path), **result.record})
+    else:
+        click.echo(str(result.path))
+
+
+def _resume(out: str, settings: dict, resume: str, as_json: bool) -> None:
+    """`nextx train -o OUT --resume`: the recorded run, continued (only --steps may change)."""
+    from nextx.train.grpo import RECORD_FILE, train
+
+    record = Path(out) / RECORD_FILE
+    if not record.is_file():
+        raise NextxError(f"no {RECORD_FILE} in the output directory: nothing nextx trained to resume", path=out,
+                         hint="Resume a run written by nextx train (or use TRL's resume_from_checkpoint in your script).")
+    recorded = {k: v for k, v in json.loads(record.read_text())["config"].items() if k != "output_dir"}
+    changed = sorted(k for k, v in settings.items() if k != "steps" and recorded.get(k) != v)
+    if changed:
+        raise NextxError(f"--resume continues the run as recorded, but --{changed[0].replace('_', '-')} differs from "
+                         "it", path=record, hint="Drop the option (only --steps may change), or start a new run.")
+    config = GRPORunConfig(output_dir=out, **{**recorded, **settings})
+    result = train(config, log=_log, console=console, resume=True if resume == "latest" else resume)
     if as_json:
         emit_json({"output": str(result.path), **result.record})
     else:

@@ -22,7 +22,7 @@ from nextx.io.discover import (
     lora_settings_for,
 )
 from nextx.io.hub import is_hub_url, resolve_hub_run, resolve_model
-from nextx.io.offsets import read_offsets
+from nextx.io.offsets import check_offsets_present, read_offsets
 from nextx.io.tensors import ShardedSafetensors, has_full_weights, open_tensor_file
 from nextx.lowrank import DenseStack, FactorStack
 
@@ -209,6 +209,7 @@ def _load(source: str, layout: str, found: list[Checkpoint], base, lora_alpha, a
 
 
 def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run:
+    check_offsets_present(Path(source) if layout != "hub" and Path(source).is_dir() else None, found)
     run = Run(source, layout, "lora", found, {}, base=base, allow_pickle=allow_pickle)
     reference = None
     for checkpoint in found:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from nextx.choose import checkpoint_interval, choose_jump
-from nextx.jump.apply import APPLY_MODES, add_jump_to_base, merge_and_restart_lora, refactor_live_lora
+from nextx.jump.apply import APPLY_MODES, JumpPlan, apply_plan, jump_changes, refactored_factors
+from nextx.jump.collective import Collective, current_collective
 from nextx.jump.history import FactorHistory
 from nextx.jump.pace import JumpPace
 from nextx.predictors import DEFAULT_METHOD, by_method
@@ -46,15 +47,23 @@ class JumpEngine:
     def __init__(self, pace: JumpPace, *, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
-                 log=None, history: FactorHistory | None = None):
+                 log=None, history: FactorHistory | None = None, collective: Collective | None = None):
         if apply not in APPLY_MODES:
             raise ValueError(f"apply must be one of {', '.join(APPLY_MODES)}, not {apply!r}")
         self.pace, self.method, self.ahead, self.coef, self.apply, self.cap = pace, method, ahead, coef, apply, cap
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
         self.select, self.scorer, self.min_se = select, scorer, min_se
         self.history = history or FactorHistory()
+        self._collective = collective  # resolved on first use: the process group may start after us
         self.offsets: dict = {}  # module → (L, R) of the accumulated base offset
+        self.additions: list[dict] = []  # every change of the base weights, in order (module → (L, R))
         self.jumps: list[dict] = []
+
+    @property
+    def collective(self) -> Collective:
+        if self._collective is None:
+            self._collective = current_collective()
+        return self._collective
 
     def made(self) -> list[dict]:
         """The jumps that moved the weights (not the decisions to stay)."""
@@ -71,7 +80,17 @@ class JumpEngine:
         return self.jump(step, live, seed=step if seed is None else seed)
 
     def jump(self, step: int, live, seed: int = 0) -> dict:
-        """Decide from the history and apply; append and return the record."""
+        """Decide from the history (rank 0) and apply on every rank; append and return the record."""
+        plan = self.decide(step, live) if self.collective.rank == 0 else None
+        plan = self.collective.broadcast(plan)
+        apply_plan(live, plan, self.offsets, seed, self.additions)
+        self.jumps.append(plan.record)
+        if self.log and self.collective.rank == 0:
+            self.log(jump_line(plan.record))
+        return plan.record
+
+    def decide(self, step: int, live) -> JumpPlan:
+        """The jump at ``step`` from the history so far: its record and every module's change."""
         start = time.perf_counter()
         run = self.history.run()
         ahead = self.ahead
@@ -84,28 +103,19 @@ class JumpEngine:
             choice = choose_jump(run, method=self.method, ahead=ahead, coef=coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
                                  hparams=by_method({"device": live.device, **self.hparams}), log=self.log, cap=self.cap)
-        errors = self._apply(choice, live, seed) if choice.jump else {}
-        record = {"step": step, "jumped": choice.jump, "method": choice.method, "ahead_steps": choice.ahead,
-                  "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
-                  "reason": choice.reason, "apply": self.apply, "seconds": time.perf_counter() - start,
-                  "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
-                  "max_rank_error": max(errors.values(), default=0.0),
-                  "epochs_run": choice.extrapolation.predictor.fit_info.get("epochs_run") if choice.jump else None}
-        self.jumps.append(record)
-        if self.log:
-            self.log(jump_line(record))
-        return record
-
-    def _apply(self, choice, live, seed: int) -> dict[str, float]:
-        if self.apply == "refactor":
-            errors = refactor_live_lora(live, choice.extrapolation)
-            live.reset_optimizer()
-            return errors
-        add_jump_to_base(live, choice.extrapolation, self.offsets)
-        if self.apply == "merge":
-            merge_and_restart_lora(live, self.offsets, seed=seed)
-            live.reset_optimizer()
-        return {}
+        plan, errors = JumpPlan({}), {}
+        if choice.jump and self.apply == "refactor":
+            plan.factors, errors = refactored_factors(live, choice.extrapolation)
+        elif choice.jump:
+            plan.base, plan.merge = jump_changes(choice.extrapolation), self.apply == "merge"
+        plan.record = {
+            "step": step, "jumped": choice.jump, "method": choice.method, "ahead_steps": choice.ahead,
+            "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
+            "reason": choice.reason, "apply": self.apply, "seconds": time.perf_counter() - start,
+            "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
+            "max_rank_error": max(errors.values(), default=0.0),
+            "epochs_run": choice.extrapolation.predictor.fit_info.get("epochs_run") if choice.jump else None}
+        return plan
 
 
 def jump_line(record: dict) -> str:

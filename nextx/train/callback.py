@@ -1,10 +1,10 @@
 """`NExtCallback`: NExt in the loop of any transformers/TRL trainer training a PEFT LoRA model.
 
 A thin adapter over the trainer-neutral `nextx.jump.JumpEngine`: at every save it records the live
-LoRA factors (the history jumps are decided from: nothing is read back from disk) and writes the
-accumulated base offset beside the checkpoint (`nextx.io.offsets`); at the checkpoint of step T
-(and every N steps after, with ``every``) it lets the engine jump, Ŵ = W_T + α·ΔŴ, in one of three
-ways (``apply``):
+LoRA factors (the history jumps are decided from: nothing is read back from disk) and the world
+process zero writes the accumulated base offset beside the checkpoint (`nextx.io.offsets`); at the
+checkpoint of step T (and every N steps after, with ``every``) the engine jumps, Ŵ = W_T + α·ΔŴ —
+rank 0 decides, every rank applies the identical change — in one of three ways (``apply``):
 
 * ``"offset"`` (default): exact and optimizer-preserving: W₀ ← W₀ + Ŵ − W_T (factored) in the frozen
   base; the LoRA factors and Adam's moments are untouched; later checkpoints carry the offset.
@@ -13,7 +13,10 @@ ways (``apply``):
 
 With ``every``, jump k (from 0) goes ``damping``ᵏ × ``ahead``. The learning rate schedule and the
 step counter continue, and the checkpoint at T keeps the pre-jump weights, so the run's history
-stays the real trajectory.
+stays the real trajectory. ``trainer.train(resume_from_checkpoint=…)`` restores the offsets into the
+base, the history and the jump record, and redoes a jump due at the resume step. At the end of
+training, a run whose weights include offsets gets ``OUTPUT/final-adapter``: a plain PEFT adapter of
+the true weights (rank r + k) that any loader reads.
 
     trainer = GRPOTrainer(..., peft_config=lora, callbacks=[NExtCallback(at=100, ahead=50)])
 """
@@ -24,10 +27,14 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from nextx.io.offsets import write_offsets
+from nextx.io.offsets import write_base_history, write_jump_log, write_offsets
 from nextx.jump import JumpEngine, JumpPace, PeftLiveModel
 from nextx.jump.engine import LOOP_HORIZON
+from nextx.jump.export import export_plain_adapter, mark_offset_checkpoint
+from nextx.jump.resume import restore
 from nextx.predictors import DEFAULT_METHOD
+
+FINAL_ADAPTER = "final-adapter"
 
 
 class NExtCallback(TrainerCallback):
@@ -51,26 +58,42 @@ class NExtCallback(TrainerCallback):
         damping: with ``every``, the k-th jump (from 0) goes damping**k × ``ahead`` (or × ``coef``).
         cap: trust region, per module ‖Ŵ − W_T‖ ≤ cap · ‖W_T − W_{T−1}‖ (None: no cap).
         coef: the method's own α instead of ``ahead`` (advanced).
-        log: a function taking one line per jump (and per candidate).
+        log: a function taking one line per jump (and per candidate); called on rank 0 only.
+        final_adapter: at train end, write OUTPUT/final-adapter when the weights include offsets.
     """
 
     def __init__(self, at: int, every: int | None = None, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
-                 damping: float = 1.0, log=None):
+                 damping: float = 1.0, log=None, final_adapter: bool = True):
         self.engine = JumpEngine(JumpPace(at, every, damping), method=method, ahead=ahead, horizon=horizon,
                                  hparams=hparams, select=select, scorer=scorer, min_se=min_se, apply=apply, cap=cap,
                                  coef=coef, log=log)
+        self.final_adapter = final_adapter
 
     @property
     def jumps(self) -> list[dict]:
         return self.engine.jumps
 
-    def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
-        live = PeftLiveModel(model, optimizer)
-        if self.engine.offsets:  # this checkpoint's true weights include the jumps made so far
-            write_offsets(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.engine.offsets,
-                          self.engine.made())
-        self.engine.observe(state.global_step, live)
-        self.engine.maybe_jump(state.global_step, state.max_steps, live)
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if state.global_step > 0:  # resumed: the trainer restored W₀, the LoRA and Adam — not our offsets
+            restore(self.engine, Path(args.output_dir), state.global_step, PeftLiveModel(model, optimizer),
+                    state.max_steps, writer=state.is_world_process_zero)
         return control
+
+    def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
+        live, checkpoint = PeftLiveModel(model, optimizer), Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if self.engine.offsets and state.is_world_process_zero:  # the checkpoint's true weights include them
+            write_offsets(checkpoint, self.engine.offsets, self.engine.made())
+            write_base_history(checkpoint, self.engine.additions)
+            mark_offset_checkpoint(checkpoint)
+        self.engine.observe(state.global_step, live)
+        if self.engine.maybe_jump(state.global_step, state.max_steps, live) is not None and state.is_world_process_zero:
+            write_jump_log(args.output_dir, self.engine.jumps)
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.final_adapter and self.engine.offsets and state.is_world_process_zero:
+            export_plain_adapter(Path(args.output_dir), Path(args.output_dir) / FINAL_ADAPTER)
+        return control
+

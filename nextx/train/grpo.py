@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from nextx.errors import NextxError
+from nextx.io.discover import discover_checkpoints
 from nextx.io.offsets import has_offset
-from nextx.train.callback import NExtCallback
+from nextx.threads import free_core_threads
+from nextx.train.callback import FINAL_ADAPTER, NExtCallback
 from nextx.train.config import GRPORunConfig
 from nextx.train.progress import ProgressCallback
 from nextx.train.quiet import quiet_transformers
@@ -109,7 +111,7 @@ def grpo_args(config: GRPORunConfig):
         use_vllm = False
     return GRPOConfig(
         output_dir=config.output_dir, max_steps=config.steps, save_strategy="steps", save_steps=config.save_every,
-        save_only_model=True, learning_rate=config.learning_rate, lr_scheduler_type="constant", warmup_steps=0,
+        save_only_model=not config.save_state, learning_rate=config.learning_rate, lr_scheduler_type="constant", warmup_steps=0,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations, gradient_accumulation_steps=1,
         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
         temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, seed=config.seed,
@@ -129,19 +131,23 @@ class TrainResult:
     jumps: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     config: dict = field(default_factory=dict)
+    final_adapter: Path | None = None  # the true weights as a plain PEFT adapter, when jumps moved the base
+    resumed_from: Path | None = None
 
     @property
     def record(self) -> dict:
         return {"config": self.config, "model_path": self.model_path, "train_seconds": self.train_seconds,
-                "jumps": self.jumps}
+                "jumps": self.jumps, "final_adapter": str(self.final_adapter) if self.final_adapter else None,
+                "resumed_from": str(self.resumed_from) if self.resumed_from else None}
 
 
 def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, console=None, dataset=None,
-          record: list | None = None) -> TrainResult:
+          record: list | None = None, resume: str | Path | bool | None = None) -> TrainResult:
     """Run GRPO; return what it did (`TrainResult`). With ``config.next_at``, NExt jumps in the loop.
     With a rich ``console``: a progress bar and one line (reward, held-out accuracy) per checkpoint.
     ``dataset`` (prompt, answer and any other columns) replaces the config's; ``record`` collects every
-    rollout (see `_reward_function`)."""
+    rollout (see `_reward_function`). ``resume``: a checkpoint of this run (True: its last) to continue
+    from exactly — saved with ``save_state``; in-loop jumps are restored (`nextx.jump.resume`)."""
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
@@ -177,8 +183,35 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # nextx logs one clean line per checkpoint instead
-    trainer.train()
-    result = TrainResult(Path(config.output_dir), model_path, [j for c in callbacks for j in getattr(c, "jumps", [])],
-                         time.perf_counter() - start, config.to_dict())
-    (result.path / RECORD_FILE).write_text(json.dumps(result.record, indent=2))
+    checkpoint = resume_checkpoint(Path(config.output_dir), resume) if resume else None
+    if trainer.is_world_process_zero() and not checkpoint:  # the settings, for --resume (completed at the end)
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.output_dir) / RECORD_FILE).write_text(json.dumps(TrainResult(
+            Path(config.output_dir), model_path, config=config.to_dict()).record, indent=2))
+    with free_core_threads():  # a busy machine's default pool can make a small run 20× slower
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    out = Path(config.output_dir)
+    final = out / FINAL_ADAPTER
+    result = TrainResult(out, model_path, [j for c in callbacks for j in getattr(c, "jumps", [])],
+                         time.perf_counter() - start, config.to_dict(), final if final.is_dir() else None, checkpoint)
+    if trainer.is_world_process_zero():
+        (result.path / RECORD_FILE).write_text(json.dumps(result.record, indent=2))
     return result
+
+
+def resume_checkpoint(run_dir: Path, resume: str | Path | bool) -> Path:
+    """The checkpoint to resume from (True or "latest": the run's last); NextxError unless it holds the
+    trainer's state (optimizer, scheduler, RNG: a run saved with save_state)."""
+    if resume is True or resume == "latest":
+        _, found = discover_checkpoints(run_dir, "trl")
+        checkpoint = found[-1].path
+    else:
+        checkpoint = Path(resume)
+    if not (checkpoint / "trainer_state.json").is_file():
+        raise NextxError("not a checkpoint of a trainer (no trainer_state.json)", path=checkpoint,
+                         hint="Pass a checkpoint-N directory of this run.")
+    if not any(checkpoint.glob("optimizer.*")):
+        raise NextxError("the checkpoint holds no optimizer state: resuming would restart Adam, not continue the run",
+                         path=checkpoint, hint="Train with --save-state to resume exactly (or start a new run with "
+                                               "--init-adapter).")
+    return checkpoint

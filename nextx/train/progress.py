@@ -18,6 +18,9 @@ class ProgressCallback(TrainerCallback):
         self.stack, self.advance, self.done = None, None, 0
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:  # one display and one line per checkpoint, not one per rank
+            self.console = None
+            return
         self.stack = contextlib.ExitStack()
         (self.advance,) = self.stack.enter_context(progress_bars(self.console, ("GRPO", state.max_steps)))
         self.done = state.global_step
@@ -30,6 +33,8 @@ class ProgressCallback(TrainerCallback):
             self.done += 1
 
     def on_save(self, args, state, control, model=None, **kwargs):
+        if self.console is None:
+            return
         rewards = [entry["reward"] for entry in state.log_history if "reward" in entry]
         line = f"step {state.global_step}"
         if rewards:

@@ -59,6 +59,8 @@ class GRPOSettings:
     epsilon_high: float | None = knob(None, "Clip-higher: the upper clip ε (default: TRL's ε = 0.2; DGO: 0.28).",
                                       minimum=0)
     seed: int = knob(0, "Random seed (data order, sampling, init).")
+    save_state: bool = knob(False, "Also save the optimizer, scheduler and RNG state in every checkpoint (what "
+                            "--resume needs).")
 
     def check_grpo(self) -> None:
         if self.task is None and self.dataset is None:
