@@ -154,26 +154,35 @@ class Extrapolation:
 
     # -- merged weights -------------------------------------------------------------------------
     def save_merged(self, out: str | Path, *, base: str | Path | None = None, shard_size: str | int = "5GB",
-                    dtype: str | None = None, force: bool = False) -> Path:
-        """Full weights (sharded safetensors + index, config and tokenizer from the base)."""
+                    dtype: str | None = None, force: bool = False, jumped_base: bool = False) -> Path:
+        """Full weights (sharded safetensors + index, config and tokenizer from the base). With
+        ``jumped_base`` (LoRA runs): the base a run resumes on with its own checkpoint (LoRA, optimizer,
+        scheduler, RNG) unchanged, W₀' = W₀ + offset_T + (Ŵ − W_T), so that W₀' + s·B_T·A_T = Ŵ — each
+        term added in float32 as an in-loop offset jump adds it (`nextx.jump`)."""
         base = Path(base) if base else self.run.base_model_path()
         if base is None:
             raise NextxError("merged output needs the base model W₀", hint="Pass --base PATH or a Hub id.")
+        if jumped_base and self.run.kind != "lora":
+            raise NextxError("--format base is for LoRA runs: a full-weight run resumes from --format merged")
         self.check_output(out)
         with atomic_output_dir(out, force=force) as tmp:
-            self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None)
+            self._write_merged(tmp, base, parse_size(shard_size), DTYPES[dtype] if dtype else None, jumped_base)
             copy_model_files(base, tmp)
             if dtype:
                 set_config_dtype(tmp / "config.json", dtype)
-            write_provenance(tmp, self._record("merged", shard_size=str(shard_size)))
+            write_provenance(tmp, self._record("base" if jumped_base else "merged", shard_size=str(shard_size)))
         return Path(out)
 
-    def _write_merged(self, directory: Path, base: Path, max_shard: int, dtype: torch.dtype | None) -> None:
+    def _write_merged(self, directory: Path, base: Path, max_shard: int, dtype: torch.dtype | None,
+                      jumped_base: bool = False) -> None:
         plan = plan_merged(self.run, base, dtype)
         with ShardedWriter(directory, plan.entries, max_shard) as writer:
             for entry in writer.planned:
                 key = entry.name
-                if key in plan.trained:  # W₀ + (Ŵ − W₀), summed in float32 and rounded once to the output dtype
+                if key in plan.trained and jumped_base:
+                    tensor = checked(self._jumped_base(plan.trained[key], plan.weights.get(key, check=False).float())
+                                     .to(entry.dtype), key, base)
+                elif key in plan.trained:  # W₀ + (Ŵ − W₀), summed in float32 and rounded once to the output dtype
                     stack, update = self.module_update(plan.trained[key])
                     w0, update_dense = plan.weights.get(key, check=False), dense_of(stack, update, torch.float32)
                     tensor = (w0.add_(update_dense) if w0.dtype == entry.dtype  # in place: one pass
@@ -186,15 +195,26 @@ class Extrapolation:
                 writer.add(key, tensor)
             writer.close()
 
+    def _jumped_base(self, name: str, w0: torch.Tensor) -> torch.Tensor:
+        """W₀ + offset_T + (Ŵ − W_T) of one module, in float32 (in place on ``w0``)."""
+        last = len(self.run.steps) - 1
+        stack, update = self.module_update(name)
+        terms = [self.run.checkpoint_offsets(last).get(name), factors_of(stack, update - FactoredUpdate({last: 1.0}))]
+        for term in terms:
+            if term is not None and term[0].shape[1]:
+                w0.add_((term[0].double() @ term[1].double()).to(torch.float32))
+        return w0
+
     def save(self, out: str | Path, *, fmt: str = "adapter", rank: int | None = None, base=None,
              shard_size="5GB", dtype: str | None = None, force: bool = False) -> dict[str, Path]:
         """Write ``fmt`` ∈ {adapter, merged, both}; both → OUT/adapter and OUT/merged."""
         if fmt == "adapter":
             return {"adapter": self.save_adapter(out, rank=rank, force=force, dtype=dtype or "float32")}
-        if fmt == "merged":
-            return {"merged": self.save_merged(out, base=base, shard_size=shard_size, dtype=dtype, force=force)}
+        if fmt in ("merged", "base"):
+            return {fmt: self.save_merged(out, base=base, shard_size=shard_size, dtype=dtype, force=force,
+                                          jumped_base=fmt == "base")}
         if fmt != "both":
-            raise NextxError(f"unknown format {fmt!r}", hint="Choose adapter, merged or both.")
+            raise NextxError(f"unknown format {fmt!r}", hint="Choose adapter, merged, both or base.")
         self.check_output(out)
         with atomic_output_dir(out, force=force) as tmp:
             self.save_adapter(tmp / "adapter", rank=rank, dtype=dtype or "float32")

@@ -80,3 +80,56 @@ def test_resume_without_optimizer_state_refuses(tmp_path, warm_tiny):
                                   f"the run ({out / 'checkpoint-2'}). Train with --save-state to resume exactly (or "
                                   "start a new run with --init-adapter)."):
         train(_config(out, warm_tiny, steps=3, save_state=False, next_at=None), resume=True, log=lambda m: None)
+
+
+def test_a_jumped_base_resumed_with_the_runs_own_checkpoint_continues_like_the_in_loop_jump(tmp_path, warm_tiny,
+                                                                                            cli_runner):
+    """`extrapolate --format base` + TRL resume_from_checkpoint on the new base (the path verl/OpenRLHF users
+    take between runs: LoRA, Adam, scheduler and RNG kept) = the in-loop offset jump (relative 1e-5)."""
+    from safetensors.torch import load_file
+
+    from nextx.cli.main import cli
+
+    settings = dict(steps=4, next_every=None)
+    in_loop = train(_config(tmp_path / "loop", warm_tiny, **settings), log=lambda m: None)
+    between = tmp_path / "between"
+    train(_config(between, warm_tiny, **{**settings, "next_at": None}), callbacks=[StopAfterSave(2)], log=lambda m: None)
+    base = tmp_path / "jumped-base"
+    result = cli_runner.invoke(cli, ["extrapolate", str(between), "-o", str(base), "--method", "linear", "--ahead", "1",
+                                     "--horizon", "1", "--format", "base"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(base) and (base / "config.json").is_file()
+    train(_config(between, base, **{**settings, "next_at": None}), resume=between / "checkpoint-2", log=lambda m: None)
+    w0, w0_jumped = load_file(warm_tiny / "model.safetensors"), load_file(base / "model.safetensors")
+    expected, got = _true_deltas(in_loop.path, 4), _true_deltas(between, 4)  # each against its own base
+    for name in expected:
+        truth = w0[f"{name}.weight"].double() + expected[name]
+        mine = w0_jumped[f"{name}.weight"].double() + got[name]
+        assert float((mine - truth).norm()) <= 1e-5 * float(expected[name].norm()), name
+
+
+def test_offset_checkpoints_are_flagged_exported_plain_and_never_read_without_their_offset(tmp_path, warm_tiny,
+                                                                                           cli_runner):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from nextx.cli.main import cli
+
+    out = train(_config(tmp_path / "run", warm_tiny, steps=4, next_every=1, save_state=False), log=lambda m: None).path
+    result = cli_runner.invoke(cli, ["inspect", str(out), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["offset_steps"] == [3, 4]
+    assert "carry base offsets" in cli_runner.invoke(cli, ["inspect", str(out)]).stderr
+    plain = tmp_path / "plain"
+    result = cli_runner.invoke(cli, ["export", str(out / "checkpoint-3"), "-o", str(plain)])
+    assert result.exit_code == 0 and result.stdout.strip() == str(plain), result.output
+    merged = dict(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(warm_tiny), plain)
+                  .merge_and_unload().named_modules())
+    base = dict(AutoModelForCausalLM.from_pretrained(warm_tiny).named_modules())
+    for name, delta in _true_deltas(out, 3).items():
+        assert torch.allclose(merged[name].weight.double() - base[name].weight.double(), delta, atol=1e-6)
+    (out / "checkpoint-4" / "nextx_base_offset.safetensors").unlink()  # a kill between the save and the offset
+    with raises_whole(NextxError, "checkpoint at step 4 was saved after a jump folded into the base but has no "
+                                  "nextx_base_offset.safetensors: its weights would read as other than were trained "
+                                  f"({out / 'checkpoint-4'}). It was interrupted while saving: delete it (and later "
+                                  "ones) and resume from the one before."):
+        load_run(out)

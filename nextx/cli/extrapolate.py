@@ -56,7 +56,10 @@ from nextx.predictors import DEFAULT_METHOD
 @click.option("--cap", type=click.FloatRange(min=0), default=None,
               help="Trust region: per module ‖Ŵ − W_T‖ ≤ CAP × ‖W_T − W_{T−1}‖ (the last interval's update).")
 @eval_options
-@click.option("--format", "fmt", type=click.Choice(["adapter", "merged", "both"]), default="adapter", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["adapter", "merged", "both", "base"]), default="adapter",
+              show_default=True, help="adapter: a PEFT adapter of Ŵ; merged: Ŵ as full weights; both; base: the jumped "
+              "base W₀ + (Ŵ − W_T) for resuming the run's own checkpoint (LoRA, optimizer) with only the base path "
+              "changed.")
 @click.option("--rank", type=click.IntRange(min=1), default=None, help="Recompress the adapter to this rank.")
 @click.option("--shard-size", default="5GB", show_default=True, help="Max shard size of merged weights.")
 @click.option("--dtype", type=click.Choice(sorted(DTYPES)), default=None,
@@ -146,7 +149,7 @@ def _write(result, out, record: dict, *, fmt, rank, shard_size, dtype, force, pu
     with progress_bar("writing", len(result.run.modules) * (2 if fmt == "both" else 1)) as advance:
         result.progress = advance
         paths = result.save(out, fmt=fmt, rank=rank, base=None, shard_size=shard_size, dtype=dtype, force=force)
-    main_path = paths["merged"] if fmt == "merged" else paths["adapter"]  # both: the adapter (what trainers resume)
+    main_path = paths[fmt] if fmt in ("merged", "base") else paths["adapter"]  # both: the adapter (what trainers resume)
     console.print(f"{result.predictor.name}: {result.ahead:.4g} steps ahead (α = {result.coef:.4g}, "
                   f"≈ step {result.target_step:.0f}) → {main_path}")
     rank_error = None

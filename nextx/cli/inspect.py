@@ -71,6 +71,11 @@ def _render(report: dict, granularity: str) -> None:
         head.add_row("LoRA", f"r={report['lora_rank']} alpha={report['lora_alpha']} rslora={report['use_rslora']}")
     head.add_row("targets", ", ".join(report["target_modules"]))
     console.print(head)
+    if report.get("offset_steps"):
+        steps = report["offset_steps"]
+        console.print(f"[yellow]checkpoints at steps {', '.join(map(str, steps))} carry base offsets (in-loop jumps "
+                      "folded into the base): nextx reads them, a plain PEFT load misses them — write a plain adapter "
+                      "with: nextx export CHECKPOINT -o OUT[/yellow]", markup=True)
     rows = report["by_type"] if granularity == "type" else report["modules"]
     table = Table(title="rank-1 trajectory of the global delta W_t − W₀", title_justify="left")
     table.add_column("module type" if granularity == "type" else "module", no_wrap=True)

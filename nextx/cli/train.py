@@ -78,7 +78,8 @@ def settings_options(func):
 @click.option("--force", is_flag=True, help="Replace an existing, non-empty output directory.")
 @click.option("--resume", default=None, is_flag=False, flag_value="latest", metavar="[CHECKPOINT]",
               help="Continue the run in OUT from its last checkpoint (or CHECKPOINT), exactly: its recorded settings "
-                   "(--steps may grow), optimizer, RNG and in-loop jumps. Needs a run trained with --save-state.")
+                   "(--steps may grow; --model may name a jumped base), optimizer, RNG and in-loop jumps. Needs a run "
+                   "trained with --save-state.")
 @click.option("--json", "as_json", is_flag=True, help="Print nextx-train.json (config, seconds, jumps) on stdout.")
 def train_cmd(out, settings, force, resume, as_json):
     """Train GRPO + LoRA (TRL); checkpoints in OUT/checkpoint-N. NExt in the loop with --next-at.
@@ -131,10 +132,11 @@ def _resume(out: str, settings: dict, resume: str, as_json: bool) -> None:
         raise NextxError(f"no {RECORD_FILE} in the output directory: nothing nextx trained to resume", path=out,
                          hint="Resume a run written by nextx train (or use TRL's resume_from_checkpoint in your script).")
     recorded = {k: v for k, v in json.loads(record.read_text())["config"].items() if k != "output_dir"}
-    changed = sorted(k for k, v in settings.items() if k != "steps" and recorded.get(k) != v)
+    changed = sorted(k for k, v in settings.items() if k not in ("steps", "model") and recorded.get(k) != v)
     if changed:
         raise NextxError(f"--resume continues the run as recorded, but --{changed[0].replace('_', '-')} differs from "
-                         "it", path=record, hint="Drop the option (only --steps may change), or start a new run.")
+                         "it", path=record, hint="Drop the option (only --steps and --model may change: a jumped base "
+                                                 "from nextx extrapolate --format base), or start a new run.")
     config = GRPORunConfig(output_dir=out, **{**recorded, **settings})
     result = train(config, log=_log, console=console, resume=True if resume == "latest" else resume)
     if as_json:

@@ -168,6 +168,7 @@ class Run:
             "use_rslora": self.lora.use_rslora if self.lora else None,
             "target_modules": sorted({n.rsplit(".", 1)[-1] for n in self.modules}),
             "base": str(self.base) if self.base else None,
+            "offset_steps": [c.step for c in self.checkpoints if c.kind == "lora" and self._offsets(c)],
         }
 
 
