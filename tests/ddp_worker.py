@@ -1,9 +1,10 @@
 """A worker of the multi-process tests, started by torchrun with 2 processes (gloo on CPU).
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py engine|trl OUT MODEL
+    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py engine|fsdp1|fsdp2|trl OUT MODEL
 
-engine: a PEFT model trained identically on each rank, with a JumpEngine whose settings differ by
-rank (rank 1 would jump 3× further): rank 0's decision must be applied on every rank.
+engine, fsdp1, fsdp2: a PEFT model (plain as under DDP, or sharded by FSDP1 / FSDP2) trained
+identically on each rank, with a JumpEngine whose settings differ by rank: rank 0's decision must
+be applied on every rank.
 trl: nextx's GRPO trainer (TRL, DDP) with offset jumps in the loop.
 Each rank writes its final effective weights to OUT/rank<r>.safetensors."""
 
@@ -21,12 +22,33 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def effective(model) -> dict[str, torch.Tensor]:
-    return {n: (m.base_layer.weight.detach().double() + m.scaling["default"] * m.lora_B["default"].weight.detach().double()
-                @ m.lora_A["default"].weight.detach().double()).contiguous()
-            for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
+    from nextx.jump.live import lora_layers, whole
+
+    return {n: (whole(m.base_layer.weight).detach().double() + m.scaling["default"]
+                * whole(m.lora_B["default"].weight).detach().double() @ whole(m.lora_A["default"].weight).detach().double())
+            .contiguous() for n, m in lora_layers(model).items()}
 
 
-def engine_run(out: Path) -> None:
+def _wrapped(model, wrap: str):
+    """The model as DDP trains it (unwrapped here), or sharded by FSDP1 / FSDP2 (fully_shard per layer)."""
+    if wrap == "fsdp1":
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        return FullyShardedDataParallel(model, device_id=torch.device("cpu"), use_orig_params=True)
+    if wrap == "fsdp2":
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in model.base_model.model.model.layers:
+            fully_shard(layer)
+        return fully_shard(model)
+    return model
+
+
+def engine_run(out: Path, wrap: str = "none") -> None:
+    """Identical fake training on every rank; the jump settings differ by rank (rank 1 would jump 3×
+    further): rank 0's decision must land on every rank, through whatever shards the weights."""
+    import contextlib
+
     from helpers import build_tiny_model
     from peft import LoraConfig, get_peft_model
 
@@ -35,19 +57,22 @@ def engine_run(out: Path) -> None:
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     torch.manual_seed(0)
-    model = get_peft_model(build_tiny_model(0), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"]))
+    model = _wrapped(get_peft_model(build_tiny_model(0), LoraConfig(r=4, lora_alpha=8,
+                                                                    target_modules=["q_proj", "down_proj"])), wrap)
     engine = JumpEngine(JumpPace(at=2, every=2), method="linear", ahead=1 if rank == 0 else 3, horizon=1)
     live = PeftLiveModel(model)
     snapshots = {}
     for step in range(1, 6):
-        with torch.no_grad():
+        with live.gathered(), torch.no_grad():
             for name, param in model.named_parameters():
                 if "lora_B" in name:
-                    param.add_(0.01 * step * torch.ones_like(param))
-        snapshots[step] = effective(model)
-        engine.observe(step, live)
-        engine.maybe_jump(step, 6, live)
-        snapshots[f"after{step}"] = effective(model)
+                    param.add_(0.01 * step)
+        with live.gathered():
+            snapshots[step] = effective(model)
+            engine.observe(step, live)
+            engine.maybe_jump(step, 6, live)
+        with live.gathered() if wrap == "fsdp1" else contextlib.nullcontext():
+            snapshots[f"after{step}"] = effective(model)
     save_file({f"{k}|{n}": t for k, ws in snapshots.items() for n, t in ws.items()}, out / f"rank{rank}.safetensors")
     dist.destroy_process_group()
 
@@ -70,4 +95,4 @@ def trl_run(out: Path, model_path: str) -> None:
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], Path(sys.argv[2])
-    engine_run(out) if mode == "engine" else trl_run(out, sys.argv[3])
+    trl_run(out, sys.argv[3]) if mode == "trl" else engine_run(out, {"engine": "none"}.get(mode, mode))

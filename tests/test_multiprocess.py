@@ -31,8 +31,10 @@ def _torchrun(*args, timeout=240) -> subprocess.CompletedProcess:
     return result
 
 
-def test_ranks_apply_rank_zeros_decision_and_stay_bitwise_equal(tmp_path):
-    _torchrun("engine", tmp_path)
+@pytest.mark.parametrize("wrap", ["engine", "fsdp1", "fsdp2"])
+def test_ranks_apply_rank_zeros_decision_and_stay_bitwise_equal(tmp_path, wrap):
+    """DDP (plain replicas), FSDP1 (flat shards, summon_full_params) and FSDP2 (DTensor shards)."""
+    _torchrun(wrap, tmp_path)
     ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])  # bitwise, every step

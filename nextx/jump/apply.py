@@ -95,13 +95,14 @@ def merge_and_restart_lora(live, offsets: dict, seed: int) -> dict[str, tuple[to
 
 
 @torch.no_grad()
-def refactored_factors(live, extrapolation) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[str, float]]:
-    """The live LoRA's new (A, B): the best rank-r approximation of Ŵ − W₀, A's rows at the live A's
-    scale and the magnitude in B; and each module's relative truncation error."""
-    specs, factors, errors = live.specs(), {}, {}
+def refactored_factors(specs: dict, current: dict, extrapolation) -> tuple[dict, dict[str, float]]:
+    """The live LoRA's new (A, B): the best rank-r approximation of Ŵ − W₀, A's rows at the scale of
+    the ``current`` A (module → (A, B) at the jump step) and the magnitude in B; and each module's
+    relative truncation error."""
+    factors, errors = {}, {}
     for name, stack, update in extrapolation.module_updates():
         spec = specs[name]
-        live_A, live_B = live.factors(name)
+        live_A, live_B = current[name]
         rank = live_A.shape[0]
         B, A = lora_pair(*factors_of(stack, update), 1.0, spec.transposed)
         B, A, errors[name] = truncate(B, A, rank)

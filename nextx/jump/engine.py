@@ -105,7 +105,8 @@ class JumpEngine:
                                  hparams=by_method({"device": live.device, **self.hparams}), log=self.log, cap=self.cap)
         plan, errors = JumpPlan({}), {}
         if choice.jump and self.apply == "refactor":
-            plan.factors, errors = refactored_factors(live, choice.extrapolation)
+            plan.factors, errors = refactored_factors(self.history.specs, self.history.snapshots[-1][1],
+                                                      choice.extrapolation)
         elif choice.jump:
             plan.base, plan.merge = jump_changes(choice.extrapolation), self.apply == "merge"
         plan.record = {

@@ -13,6 +13,7 @@ import torch
 from nextx.io.run import ModuleSpec
 
 LORA_PREFIX = "base_model.model."
+WRAPPERS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")  # FSDP1, activation ckpt, compile
 
 
 class LiveModel(Protocol):
@@ -36,9 +37,17 @@ class LiveModel(Protocol):
         """Clear the optimizer's state (Adam's moments)."""
 
 
+def module_path(name: str) -> str:
+    """A module's path in the model as saved: without DDP's ``module.``, FSDP1's and other wrappers'
+    prefixes, and PEFT's ``base_model.model.``."""
+    for wrapper in WRAPPERS:
+        name = name.replace(wrapper, "")
+    return name.removeprefix("module.").removeprefix(LORA_PREFIX)
+
+
 def lora_layers(model) -> dict[str, torch.nn.Module]:
-    """The PEFT LoRA layers of a model, by module path (without PEFT's base_model.model. prefix)."""
-    return {name.removeprefix(LORA_PREFIX): module for name, module in model.named_modules()
+    """The PEFT LoRA layers of a model, by module path (`module_path`)."""
+    return {module_path(name): module for name, module in model.named_modules()
             if hasattr(module, "lora_A") and module.active_adapters}
 
 
@@ -53,9 +62,28 @@ def live_factors(layer) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
 
 @torch.no_grad()
 def add_to_base(layer, left: torch.Tensor, right: torch.Tensor) -> None:
-    """The layer's frozen base weight W₀ ← W₀ + L·R (formed in float64, added in the weight's dtype)."""
+    """The layer's frozen base weight W₀ ← W₀ + L·R (formed in float64, added in the weight's dtype;
+    a sharded FSDP2 weight gets its own shard of it)."""
     weight = layer.base_layer.weight
-    weight.add_((left.double() @ right.double()).to(device=weight.device, dtype=weight.dtype))
+    weight.add_(like(weight, left.double() @ right.double()))
+
+
+def like(param: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """``full`` in ``param``'s dtype and device — and, for a DTensor (FSDP2), sharded as it is."""
+    if _is_dtensor(param):
+        from torch.distributed.tensor import distribute_tensor
+
+        return distribute_tensor(full.to(device=param.device, dtype=param.dtype), param.device_mesh, param.placements)
+    return full.to(device=param.device, dtype=param.dtype)
+
+
+def whole(param: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a parameter (gathered from its shards for a DTensor)."""
+    return param.full_tensor() if _is_dtensor(param) else param
+
+
+def _is_dtensor(tensor) -> bool:
+    return type(tensor).__name__ == "DTensor"
 
 
 def reset_adam_moments(optimizer) -> None:
@@ -85,16 +113,27 @@ class PeftLiveModel:
 
     def factors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         A, B, _, _ = live_factors(self.layers[name])
-        return A, B
+        return whole(A), whole(B)
 
     def add_to_base(self, name: str, left: torch.Tensor, right: torch.Tensor) -> None:
         add_to_base(self.layers[name], left, right)
 
     @torch.no_grad()
     def write_factors(self, name: str, A: torch.Tensor, B: torch.Tensor) -> None:
-        live_A, live_B = self.factors(name)
-        live_A.copy_(A.to(live_A.dtype))
-        live_B.copy_(B.to(live_B.dtype))
+        live_A, live_B, _, _ = live_factors(self.layers[name])
+        live_A.copy_(like(live_A, A))
+        live_B.copy_(like(live_B, B))
+
+    def gathered(self):
+        """A context in which the model's parameters are whole: FSDP1's ``summon_full_params`` with
+        writeback (every rank must enter it); nothing to do otherwise (DDP, FSDP2's DTensors)."""
+        import contextlib
+
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        if any(isinstance(m, FullyShardedDataParallel) for m in self.model.modules()):
+            return FullyShardedDataParallel.summon_full_params(self.model, writeback=True)
+        return contextlib.nullcontext()
 
     def reset_optimizer(self) -> None:
         reset_adam_moments(self.optimizer)

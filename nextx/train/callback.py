@@ -77,8 +77,10 @@ class NExtCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if state.global_step > 0:  # resumed: the trainer restored W₀, the LoRA and Adam — not our offsets
-            restore(self.engine, Path(args.output_dir), state.global_step, PeftLiveModel(model, optimizer),
-                    state.max_steps, writer=state.is_world_process_zero)
+            live = PeftLiveModel(model, optimizer)
+            with live.gathered():
+                restore(self.engine, Path(args.output_dir), state.global_step, live, state.max_steps,
+                        writer=state.is_world_process_zero)
         return control
 
     def on_save(self, args, state, control, model=None, optimizer=None, **kwargs):
@@ -87,8 +89,10 @@ class NExtCallback(TrainerCallback):
             write_offsets(checkpoint, self.engine.offsets, self.engine.made())
             write_base_history(checkpoint, self.engine.additions)
             mark_offset_checkpoint(checkpoint)
-        self.engine.observe(state.global_step, live)
-        if self.engine.maybe_jump(state.global_step, state.max_steps, live) is not None and state.is_world_process_zero:
+        with live.gathered():
+            self.engine.observe(state.global_step, live)
+            jumped = self.engine.maybe_jump(state.global_step, state.max_steps, live)
+        if jumped is not None and state.is_world_process_zero:
             write_jump_log(args.output_dir, self.engine.jumps)
         return control
 
