@@ -120,3 +120,21 @@ def test_pace_and_apply_are_checked():
         JumpEngine(JumpPace(at=2), apply="fold")
     pace = JumpPace(at=10, every=5)
     assert [s for s in range(30) if pace.due(s, max_steps=25)] == [10, 15, 20]
+
+
+def test_trained_velocity_extrapolates_the_training_path_not_the_previous_jump():
+    """velocity="trained": the second jump reads W₆ − W₄ without the first jump's offset (no feedback)."""
+    model = DictModel({"a": (5, 4)})
+    engine = JumpEngine(JumpPace(at=4, every=2, damping=0.5), method="linear", ahead=2, horizon=1, velocity="trained")
+    seen = {}
+    _train(model, engine, steps=8, save_every=2, snapshots=seen)
+    first = seen["after 4"]["a"] - seen[4]["a"]
+    assert torch.allclose(first, seen[4]["a"] - seen[2]["a"], atol=1e-10)
+    trained_motion = (seen[6]["a"] - first) - seen[4]["a"]
+    assert torch.allclose(seen["after 6"]["a"], seen[6]["a"] + 0.5 * trained_motion, atol=1e-10)
+    assert not torch.allclose(trained_motion, seen[6]["a"] - seen[4]["a"])  # the total path would differ
+    from helpers import raises_whole
+
+    with raises_whole(ValueError, "velocity must be one of total, trained (trained: not with apply='merge'), not "
+                                  "'trained'"):
+        JumpEngine(JumpPace(at=2), apply="merge", velocity="trained")

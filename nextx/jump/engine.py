@@ -7,6 +7,10 @@ more than ``min_se`` paired standard errors (else no jump) — and moves the liv
 
     Ŵ = W_T + α·ΔŴ            (α: the method's unit for ``ahead`` × damping^k training steps)
 
+With ``velocity="trained"`` the history is the training's own path (W₀ + s·B·A, without the offsets
+earlier jumps added), so ΔŴ and the trust region measure what training did, not training plus the
+previous jump — frequent long jumps then do not feed on themselves.
+
 through `LiveModel` in one of the ways of `nextx.jump.apply`. Fitting and scoring never shift the
 training's random streams, so a run that does not jump continues exactly as without the engine.
 """
@@ -28,6 +32,9 @@ from nextx.jump.pace import JumpPace
 from nextx.predictors import DEFAULT_METHOD, by_method
 
 LOOP_HORIZON = 3  # NExt's target horizon in the loop, in checkpoints (a jump early in a run has few)
+# what a jump extrapolates: the whole path (earlier jumps included: each jump then reads the last one as
+# motion), or the training's own path (the LoRA alone; offset jumps leave it untouched: no feedback)
+VELOCITIES = ("total", "trained")
 
 
 @contextlib.contextmanager
@@ -47,13 +54,17 @@ class JumpEngine:
     def __init__(self, pace: JumpPace, *, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
-                 log=None, history: FactorHistory | None = None, collective: Collective | None = None):
+                 log=None, history: FactorHistory | None = None, collective: Collective | None = None,
+                 velocity: str = "total"):
         if apply not in APPLY_MODES:
             raise ValueError(f"apply must be one of {', '.join(APPLY_MODES)}, not {apply!r}")
+        if velocity not in VELOCITIES or (velocity == "trained" and apply == "merge"):
+            raise ValueError(f"velocity must be one of {', '.join(VELOCITIES)} (trained: not with apply='merge'), "
+                             f"not {velocity!r}")
         self.pace, self.method, self.ahead, self.coef, self.apply, self.cap = pace, method, ahead, coef, apply, cap
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
         self.select, self.scorer, self.min_se = select, scorer, min_se
-        self.history = history or FactorHistory()
+        self.history = history or FactorHistory(include_offsets=velocity == "total")
         self._collective = collective  # resolved on first use: the process group may start after us
         self.offsets: dict = {}  # module → (L, R) of the accumulated base offset
         self.additions: list[dict] = []  # every change of the base weights, in order (module → (L, R))

@@ -37,8 +37,8 @@ class MemoryRun(Run):
 class FactorHistory:
     """Recorded steps, each with module → (A, B) and module → accumulated base offset (L, R)."""
 
-    def __init__(self, source: str = "memory"):
-        self.source = source
+    def __init__(self, source: str = "memory", include_offsets: bool = True):
+        self.source, self.include_offsets = source, include_offsets  # False: the training's own path only
         self.specs: dict[str, ModuleSpec] = {}
         self.snapshots: list[tuple[int, dict, dict]] = []
 
@@ -52,7 +52,7 @@ class FactorHistory:
             self.specs = live.specs()
         factors = {name: tuple(t.detach().to("cpu", copy=True) for t in live.factors(name)) for name in self.specs}
         self.snapshots = [s for s in self.snapshots if s[0] != step]  # a step recorded again replaces itself
-        self.snapshots.append((step, factors, dict(offsets)))
+        self.snapshots.append((step, factors, dict(offsets) if self.include_offsets else {}))
         self.snapshots.sort(key=lambda s: s[0])
 
     def extend_from_run(self, run: Run) -> None:
@@ -65,7 +65,8 @@ class FactorHistory:
                 continue
             factors = {name: tuple(run.checkpoint_file(index).get_many(list(spec.keys), check=False))
                        for name, spec in run.modules.items()}
-            self.snapshots.append((checkpoint.step, factors, dict(run.checkpoint_offsets(index))))
+            offsets = dict(run.checkpoint_offsets(index)) if self.include_offsets else {}
+            self.snapshots.append((checkpoint.step, factors, offsets))
         self.snapshots.sort(key=lambda s: s[0])
 
     def run(self) -> MemoryRun:

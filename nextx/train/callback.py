@@ -60,15 +60,17 @@ class NExtCallback(TrainerCallback):
         coef: the method's own α instead of ``ahead`` (advanced).
         log: a function taking one line per jump (and per candidate); called on rank 0 only.
         final_adapter: at train end, write OUTPUT/final-adapter when the weights include offsets.
+        velocity: "total" (extrapolate the whole path) or "trained" (the training's own path, without the
+            earlier jumps' offsets: no feedback between frequent jumps; not with apply="merge").
     """
 
     def __init__(self, at: int, every: int | None = None, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
-                 damping: float = 1.0, log=None, final_adapter: bool = True):
+                 damping: float = 1.0, log=None, final_adapter: bool = True, velocity: str = "total"):
         self.engine = JumpEngine(JumpPace(at, every, damping), method=method, ahead=ahead, horizon=horizon,
                                  hparams=hparams, select=select, scorer=scorer, min_se=min_se, apply=apply, cap=cap,
-                                 coef=coef, log=log)
+                                 coef=coef, log=log, velocity=velocity)
         self.final_adapter = final_adapter
 
     @property

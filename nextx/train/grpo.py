@@ -172,7 +172,8 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
             scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
         callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead,
                                       config.next_horizon, hparams, select=config.next_select, scorer=scorer, apply=config.next_apply,
-                                      cap=config.next_cap, damping=config.next_damping, log=log))
+                                      cap=config.next_cap, damping=config.next_damping, log=log,
+                                      velocity=config.next_velocity))
     if console is not None:
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     trainer = GRPOTrainer(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from nextx.errors import NextxError
 from nextx.jump.apply import APPLY_MODES
-from nextx.jump.engine import LOOP_HORIZON
+from nextx.jump.engine import LOOP_HORIZON, VELOCITIES
 from nextx.predictors import DEFAULT_METHOD, REGISTRY
 from nextx.train.tasks import TASKS
 
@@ -116,6 +116,9 @@ class JumpSettings:
                            choices=APPLY_MODES)
     next_damping: float = knob(1.0, "With --next-every: the k-th jump goes damping^k × --next-ahead.", minimum=0,
                                maximum=1)
+    next_velocity: str = knob("total", "What a jump extrapolates: the whole path (total) or the training's own "
+                              "(trained: without earlier jumps, so frequent jumps do not feed on themselves).",
+                              choices=VELOCITIES)
 
     def method_hparams(self) -> dict:
         """The predictors' own settings given as ``--next-*`` (flat; each method takes what it declares)."""
@@ -137,6 +140,9 @@ class JumpSettings:
                 )
         if self.next_apply not in APPLY_MODES:
             raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose offset, refactor or merge.")
+        if self.next_velocity == "trained" and self.next_apply == "merge":
+            raise NextxError("--next-velocity trained reads the LoRA's own path, which --next-apply merge restarts",
+                             hint="Use --next-apply offset (or --next-velocity total).")
         if not 0 < self.next_damping <= 1:
             raise NextxError(f"--next-damping {self.next_damping:g} is outside (0, 1]",
                              hint="1 keeps every jump's length; 0.875 shortens each later jump by 12.5%.")
