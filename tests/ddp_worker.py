@@ -1,6 +1,6 @@
 """A worker of the multi-process tests, started by torchrun with 2 processes (gloo on CPU).
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py engine|fsdp1|fsdp2|trl OUT MODEL
+    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py engine|fsdp1|fsdp2|zero2|zero3|zero3r|trl OUT MODEL
 
 engine, fsdp1, fsdp2: a PEFT model (plain as under DDP, or sharded by FSDP1 / FSDP2) trained
 identically on each rank, with a JumpEngine whose settings differ by rank: rank 0's decision must
@@ -22,15 +22,35 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def effective(model) -> dict[str, torch.Tensor]:
+    """base + s·B·A of every LoRA layer, whole (ZeRO-3's partitions gathered)."""
+    import contextlib
+
     from nextx.jump.live import lora_layers, whole
 
-    return {n: (whole(m.base_layer.weight).detach().double() + m.scaling["default"]
-                * whole(m.lora_B["default"].weight).detach().double() @ whole(m.lora_A["default"].weight).detach().double())
-            .contiguous() for n, m in lora_layers(model).items()}
+    zero3 = any(hasattr(p, "ds_id") for p in model.parameters())
+    if zero3:
+        import deepspeed
+
+        context = deepspeed.zero.GatheredParameters(list(model.parameters()))
+    else:
+        context = contextlib.nullcontext()
+    read = (lambda p: p) if zero3 else whole
+    with context:
+        return {n: (read(m.base_layer.weight).detach().double() + m.scaling["default"]
+                    * read(m.lora_B["default"].weight).detach().double() @ read(m.lora_A["default"].weight).detach().double())
+                .contiguous().clone() for n, m in lora_layers(model).items()}
 
 
 def _wrapped(model, wrap: str):
-    """The model as DDP trains it (unwrapped here), or sharded by FSDP1 / FSDP2 (fully_shard per layer)."""
+    """The model as DDP trains it (unwrapped here), sharded by FSDP1 / FSDP2 (fully_shard per layer), or
+    under DeepSpeed ZeRO-2 / ZeRO-3 (returns the engine; the PEFT model is ``engine.module``)."""
+    if wrap.startswith("zero"):
+        import deepspeed
+
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        config = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": int(wrap[4])},
+                  "zero_force_ds_cpu_optimizer": False}
+        return deepspeed.initialize(model=model, optimizer=optimizer, config=config)[0]
     if wrap == "fsdp1":
         from torch.distributed.fsdp import FullyShardedDataParallel
 
@@ -45,36 +65,51 @@ def _wrapped(model, wrap: str):
 
 
 def engine_run(out: Path, wrap: str = "none") -> None:
-    """Identical fake training on every rank; the jump settings differ by rank (rank 1 would jump 3×
-    further): rank 0's decision must land on every rank, through whatever shards the weights."""
-    import contextlib
-
+    """Identical training on every rank; the jump settings differ by rank (rank 1 would jump 3×
+    further): rank 0's decision must land on every rank, through whatever shards the weights, and stay
+    there through the next step. ``zero3r``: ZeRO-3 with refactor jumps (LoRA and Adam rewritten)."""
     from helpers import build_tiny_model
     from peft import LoraConfig, get_peft_model
 
     from nextx.jump import JumpEngine, JumpPace, PeftLiveModel
 
-    dist.init_process_group("gloo")
+    if wrap.startswith("zero"):
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
+    else:
+        dist.init_process_group("gloo")
     rank = dist.get_rank()
     torch.manual_seed(0)
     model = _wrapped(get_peft_model(build_tiny_model(0), LoraConfig(r=4, lora_alpha=8,
                                                                     target_modules=["q_proj", "down_proj"])), wrap)
-    engine = JumpEngine(JumpPace(at=2, every=2), method="linear", ahead=1 if rank == 0 else 3, horizon=1)
-    live = PeftLiveModel(model)
+    peft_model = model.module if wrap.startswith("zero") else model
+    apply = "refactor" if wrap == "zero3r" else "offset"
+    engine = JumpEngine(JumpPace(at=2, every=2), method="linear", ahead=1 if rank == 0 else 3, horizon=1, apply=apply)
+    live = PeftLiveModel(peft_model)
     snapshots = {}
     for step in range(1, 6):
-        with live.gathered(), torch.no_grad():
-            for name, param in model.named_parameters():
-                if "lora_B" in name:
-                    param.add_(0.01 * step)
-        with live.gathered():
-            snapshots[step] = effective(model)
+        _train_step(model, peft_model, live, wrap, step)
+        with live.gathered():  # FSDP1: whole parameters inside (and written back)
+            snapshots[step] = effective(peft_model)
             engine.observe(step, live)
             engine.maybe_jump(step, 6, live)
-        with live.gathered() if wrap == "fsdp1" else contextlib.nullcontext():
-            snapshots[f"after{step}"] = effective(model)
+            snapshots[f"after{step}"] = effective(peft_model)
     save_file({f"{k}|{n}": t for k, ws in snapshots.items() for n, t in ws.items()}, out / f"rank{rank}.safetensors")
     dist.destroy_process_group()
+
+
+def _train_step(model, peft_model, live, wrap: str, step: int) -> None:
+    """A real step (DeepSpeed: forward, backward, its optimizer) or a fixed move of the B factors."""
+    if wrap.startswith("zero"):
+        ids = torch.arange(8).unsqueeze(0)
+        model.backward(model(input_ids=ids, labels=ids).loss)
+        model.step()
+        return
+    with live.gathered(), torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.01 * step)
 
 
 def trl_run(out: Path, model_path: str) -> None:

@@ -63,8 +63,17 @@ def live_factors(layer) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
 @torch.no_grad()
 def add_to_base(layer, left: torch.Tensor, right: torch.Tensor) -> None:
     """The layer's frozen base weight W₀ ← W₀ + L·R (formed in float64, added in the weight's dtype;
-    a sharded FSDP2 weight gets its own shard of it)."""
+    a sharded FSDP2 weight gets its own shard of it; a ZeRO-3 partitioned one is gathered, changed on
+    rank 0 and partitioned again — every rank must call this)."""
     weight = layer.base_layer.weight
+    if hasattr(weight, "ds_id"):
+        import deepspeed
+        import torch.distributed as dist
+
+        with deepspeed.zero.GatheredParameters([weight], modifier_rank=0):
+            if dist.get_rank() == 0:
+                weight.add_((left.double() @ right.double()).to(device=weight.device, dtype=weight.dtype))
+        return
     weight.add_(like(weight, left.double() @ right.double()))
 
 
@@ -78,8 +87,52 @@ def like(param: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
 
 
 def whole(param: torch.Tensor) -> torch.Tensor:
-    """The whole tensor of a parameter (gathered from its shards for a DTensor)."""
+    """The whole tensor of a parameter: gathered from its shards for a DTensor (FSDP2), DeepSpeed's fp32
+    master copy for a ZeRO-1/2/3 trainable one (what the next step updates; a collective for ZeRO-3)."""
+    if _is_zero(param):
+        from deepspeed.utils import safe_get_full_fp32_param
+
+        return safe_get_full_fp32_param(param)
     return param.full_tensor() if _is_dtensor(param) else param
+
+
+def _is_zero(param) -> bool:
+    return hasattr(param, "ds_id") or hasattr(param, "_hp_mapping")
+
+
+@torch.no_grad()
+def set_zero_param(param: torch.Tensor, value: torch.Tensor) -> None:
+    """A DeepSpeed-managed parameter ← value: its fp32 master copy and the model's copy (gathered,
+    changed on rank 0 and partitioned again under ZeRO-3), so the next step starts from it."""
+    import deepspeed
+    from deepspeed.utils import safe_set_full_fp32_param
+
+    safe_set_full_fp32_param(param, value.to(torch.float32))
+    with deepspeed.zero.GatheredParameters([param], modifier_rank=0) if hasattr(param, "ds_id") else _nothing():
+        param.copy_(value.to(device=param.device, dtype=param.dtype))
+
+
+def zero_moments(params) -> bool:
+    """Adam's moments of DeepSpeed-managed ``params`` ← 0 (True if they were DeepSpeed's)."""
+    params = [p for p in params if _is_zero(p)]
+    if not params:
+        return False
+    from deepspeed.utils import safe_set_full_optimizer_state
+
+    for param in params:
+        for key in ("exp_avg", "exp_avg_sq"):
+            safe_set_full_optimizer_state(param, torch.zeros(_shape(param)), key)
+    return True
+
+
+def _shape(param) -> tuple:
+    return tuple(getattr(param, "ds_shape", None) or param.shape)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def _is_dtensor(tensor) -> bool:
@@ -107,7 +160,7 @@ class PeftLiveModel:
         for name, layer in self.layers.items():
             A, _, scaling, embedding = live_factors(layer)
             transposed = embedding or bool(getattr(layer, "fan_in_fan_out", False))
-            specs[name] = ModuleSpec(name, tuple(layer.base_layer.weight.shape), A.shape[0], float(scaling),
+            specs[name] = ModuleSpec(name, _shape(layer.base_layer.weight), _shape(A)[0], float(scaling),
                                      transposed=transposed, embedding=embedding)
         return specs
 
@@ -121,8 +174,11 @@ class PeftLiveModel:
     @torch.no_grad()
     def write_factors(self, name: str, A: torch.Tensor, B: torch.Tensor) -> None:
         live_A, live_B, _, _ = live_factors(self.layers[name])
-        live_A.copy_(like(live_A, A))
-        live_B.copy_(like(live_B, B))
+        for param, value in ((live_A, A), (live_B, B)):
+            if _is_zero(param):
+                set_zero_param(param, value)
+            else:
+                param.copy_(like(param, value))
 
     def gathered(self):
         """A context in which the model's parameters are whole: FSDP1's ``summon_full_params`` with
@@ -136,4 +192,6 @@ class PeftLiveModel:
         return contextlib.nullcontext()
 
     def reset_optimizer(self) -> None:
-        reset_adam_moments(self.optimizer)
+        lora = [p for layer in self.layers.values() for p in live_factors(layer)[:2]]
+        if not zero_moments(lora):  # DeepSpeed keeps them partitioned in its own optimizer
+            reset_adam_moments(self.optimizer)
