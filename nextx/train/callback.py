@@ -27,6 +27,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from nextx.errors import NextxError
 from nextx.io.offsets import write_base_history, write_jump_log, write_offsets
 from nextx.jump import JumpEngine, JumpPace, PeftLiveModel
 from nextx.jump.engine import LOOP_HORIZON
@@ -78,6 +79,7 @@ class NExtCallback(TrainerCallback):
         return self.engine.jumps
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        check_zero3_saves_adapters(args)
         if state.global_step > 0:  # resumed: the trainer restored W₀, the LoRA and Adam — not our offsets
             live = PeftLiveModel(model, optimizer)
             with live.gathered():
@@ -103,3 +105,13 @@ class NExtCallback(TrainerCallback):
             export_plain_adapter(Path(args.output_dir), Path(args.output_dir) / FINAL_ADAPTER)
         return control
 
+
+def check_zero3_saves_adapters(args) -> None:
+    """NextxError for DeepSpeed ZeRO-3 without ``stage3_gather_16bit_weights_on_model_save``: its
+    checkpoints would hold empty (0-element) LoRA factors, which no reader — nextx included — can use."""
+    config = getattr(getattr(args, "hf_deepspeed_config", None), "config", None) or {}
+    zero = config.get("zero_optimization") or {}
+    if zero.get("stage") == 3 and not zero.get("stage3_gather_16bit_weights_on_model_save", False):
+        raise NextxError("DeepSpeed ZeRO-3 without stage3_gather_16bit_weights_on_model_save saves empty LoRA factors: "
+                         "the run's checkpoints could not be read back",
+                         hint='Set "stage3_gather_16bit_weights_on_model_save": true in zero_optimization.')

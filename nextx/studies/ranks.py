@@ -1,6 +1,9 @@
-"""A worker of the multi-process tests, started by torchrun with 2 processes (gloo on CPU).
+"""In-loop jumps across ranks: the worker of the multi-process tests and of `bench/multi_gpu.py`.
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py engine|fsdp1|fsdp2|zero2|zero3|zero3r|trl OUT MODEL
+    python -m torch.distributed.run --nproc_per_node 2 -m nextx.studies.ranks MODE OUT [MODEL]
+
+MODE: engine | fsdp1 | fsdp2 | zero2 | zero3 | zero3r | trl. On CPU the ranks talk over gloo; with
+NEXTX_RANKS_DEVICE=cuda each rank uses its own GPU (cuda:LOCAL_RANK) and NCCL.
 
 engine, fsdp1, fsdp2: a PEFT model (plain as under DDP, or sharded by FSDP1 / FSDP2) trained
 identically on each rank, with a JumpEngine whose settings differ by rank: rank 0's decision must
@@ -18,7 +21,15 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).parent))
+
+def _device() -> torch.device:
+    if os.environ.get("NEXTX_RANKS_DEVICE") == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _backend() -> str:
+    return "nccl" if _device().type == "cuda" else "gloo"
 
 
 def effective(model) -> dict[str, torch.Tensor]:
@@ -54,7 +65,7 @@ def _wrapped(model, wrap: str):
     if wrap == "fsdp1":
         from torch.distributed.fsdp import FullyShardedDataParallel
 
-        return FullyShardedDataParallel(model, device_id=torch.device("cpu"), use_orig_params=True)
+        return FullyShardedDataParallel(model, device_id=_device(), use_orig_params=True)
     if wrap == "fsdp2":
         from torch.distributed.fsdp import fully_shard
 
@@ -68,21 +79,23 @@ def engine_run(out: Path, wrap: str = "none") -> None:
     """Identical training on every rank; the jump settings differ by rank (rank 1 would jump 3×
     further): rank 0's decision must land on every rank, through whatever shards the weights, and stay
     there through the next step. ``zero3r``: ZeRO-3 with refactor jumps (LoRA and Adam rewritten)."""
-    from helpers import build_tiny_model
     from peft import LoraConfig, get_peft_model
 
     from nextx.jump import JumpEngine, JumpPace, PeftLiveModel
+    from nextx.studies.dynamics import build_tiny_model
 
     if wrap.startswith("zero"):
         import deepspeed
 
-        deepspeed.init_distributed(dist_backend="gloo")
+        deepspeed.init_distributed(dist_backend=_backend())
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group(_backend())
+    if _device().type == "cuda":
+        torch.cuda.set_device(_device())
     rank = dist.get_rank()
     torch.manual_seed(0)
-    model = _wrapped(get_peft_model(build_tiny_model(0), LoraConfig(r=4, lora_alpha=8,
-                                                                    target_modules=["q_proj", "down_proj"])), wrap)
+    model = _wrapped(get_peft_model(build_tiny_model(0).to(_device()),
+                                    LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"])), wrap)
     peft_model = model.module if wrap.startswith("zero") else model
     apply = "refactor" if wrap == "zero3r" else "offset"
     engine = JumpEngine(JumpPace(at=2, every=2), method="linear", ahead=1 if rank == 0 else 3, horizon=1, apply=apply)
@@ -95,14 +108,14 @@ def engine_run(out: Path, wrap: str = "none") -> None:
             engine.observe(step, live)
             engine.maybe_jump(step, 6, live)
             snapshots[f"after{step}"] = effective(peft_model)
-    save_file({f"{k}|{n}": t for k, ws in snapshots.items() for n, t in ws.items()}, out / f"rank{rank}.safetensors")
+    save_file({f"{k}|{n}": t.cpu() for k, ws in snapshots.items() for n, t in ws.items()}, out / f"rank{rank}.safetensors")
     dist.destroy_process_group()
 
 
 def _train_step(model, peft_model, live, wrap: str, step: int) -> None:
     """A real step (DeepSpeed: forward, backward, its optimizer) or a fixed move of the B factors."""
     if wrap.startswith("zero"):
-        ids = torch.arange(8).unsqueeze(0)
+        ids = torch.arange(8, device=_device()).unsqueeze(0)
         model.backward(model(input_ids=ids, labels=ids).loss)
         model.step()
         return
@@ -126,6 +139,26 @@ def trl_run(out: Path, model_path: str) -> None:
                            prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8, learning_rate=3e-3,
                            next_at=2, next_every=1, next_method="linear", next_ahead=1, next_horizon=1)
     train(config, callbacks=[Dump()], log=lambda m: print(f"rank {os.environ['RANK']}: {m}", flush=True))
+
+
+def check_ranks(out: Path, wrap: str) -> list[str]:
+    """What is wrong with an `engine_run` (an empty list when nothing is): the ranks' weights differ; the
+    jump after step 2 is not rank 0's (α = 1: 2·W₂ − W₁; refactor: its best rank-4 approximation);
+    the next step did not start from the jump."""
+    from safetensors.torch import load_file
+
+    ranks = [load_file(out / f"rank{r}.safetensors") for r in (0, 1)]
+    problems = [f"rank 1 differs from rank 0 at {k}" for k in ranks[0] if not torch.equal(ranks[0][k], ranks[1].get(k))]
+    for key in [k for k in ranks[0] if k.startswith("after2|")]:
+        name = key.split("|", 1)[1]
+        expected = 2 * ranks[0][f"2|{name}"] - ranks[0][f"1|{name}"]
+        error = float((ranks[1][key] - expected).norm())
+        if (error >= 0.5 * float((ranks[0][f"2|{name}"] - expected).norm()) if wrap == "zero3r"
+                else not torch.allclose(ranks[1][key], expected, atol=1e-6)):
+            problems.append(f"{name}: the jump is not rank 0's (error {error:.3g})")
+        if float((ranks[0][f"3|{name}"] - ranks[0][key]).norm()) >= float((ranks[0][f"3|{name}"] - ranks[0][f"2|{name}"]).norm()):
+            problems.append(f"{name}: step 3 did not start from the jump (the edit was lost)")
+    return problems
 
 
 if __name__ == "__main__":
