@@ -117,6 +117,15 @@ def train_cmd(out, settings, force, resume, as_json):
         from nextx.train.grpo import train
 
         result = train(config, log=_log, console=console)
+    _print_result(result, as_json)
+
+
+def _print_result(result, as_json: bool) -> None:
+    """The run's path (or its record) on stdout, once: by rank 0 of a multi-process launch."""
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     if as_json:
         emit_json({"output": str(result.path), **result.record})
     else:
@@ -139,10 +148,7 @@ def _resume(out: str, settings: dict, resume: str, as_json: bool) -> None:
                                                  "from nextx extrapolate --format base), or start a new run.")
     config = GRPORunConfig(output_dir=out, **{**recorded, **settings})
     result = train(config, log=_log, console=console, resume=True if resume == "latest" else resume)
-    if as_json:
-        emit_json({"output": str(result.path), **result.record})
-    else:
-        click.echo(str(result.path))
+    _print_result(result, as_json)
 
 
 @click.command("eval")

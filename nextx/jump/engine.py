@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from nextx.choose import checkpoint_interval, choose_jump
+from nextx.errors import NextxError
 from nextx.jump.apply import APPLY_MODES, JumpPlan, apply_plan, jump_changes, refactored_factors
 from nextx.jump.collective import Collective, current_collective
 from nextx.jump.history import FactorHistory
@@ -92,8 +93,15 @@ class JumpEngine:
 
     def jump(self, step: int, live, seed: int = 0) -> dict:
         """Decide from the history (rank 0) and apply on every rank; append and return the record."""
-        plan = self.decide(step, live) if self.collective.rank == 0 else None
+        plan = None
+        if self.collective.rank == 0:
+            try:
+                plan = self.decide(step, live)
+            except NextxError as err:  # every rank stops with rank 0's reason, none waits forever
+                plan = err
         plan = self.collective.broadcast(plan)
+        if isinstance(plan, NextxError):
+            raise plan
         apply_plan(live, plan, self.offsets, seed, self.additions)
         self.jumps.append(plan.record)
         if self.log and self.collective.rank == 0:

@@ -131,13 +131,16 @@ class JumpSettings:
             if self.next_at % self.save_every:
                 raise NextxError(f"--next-at {self.next_at} is not a multiple of --save-every {self.save_every}",
                                  hint="NExt jumps right after a checkpoint is saved.")
-            method = REGISTRY.get(self.next_method)
-            if self.next_at // self.save_every < self.next_horizon + 1 and method is not None and method.needs_trajectories:
+            method, saved = REGISTRY.get(self.next_method), self.next_at // self.save_every
+            if saved < self.next_horizon + 1 and method is not None and method.needs_trajectories:
                 raise NextxError(
-                    f"--next-at {self.next_at} leaves {self.next_at // self.save_every} checkpoints, NExt with "
+                    f"--next-at {self.next_at} leaves {saved} checkpoints, NExt with "
                     f"horizon {self.next_horizon} needs {self.next_horizon + 1}",
                     hint="Jump later, save more often, or lower the horizon.",
                 )
+            if saved < 2:
+                raise NextxError(f"--next-at {self.next_at} leaves 1 checkpoint: a jump needs the motion between two",
+                                 hint="Jump later, or save more often.")
         if self.next_apply not in APPLY_MODES:
             raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose offset, refactor or merge.")
         if self.next_velocity == "trained" and self.next_apply == "merge":
