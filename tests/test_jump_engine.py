@@ -13,8 +13,10 @@ class DictModel:
 
     device = "cpu"
 
-    def __init__(self, shapes: dict[str, tuple[int, int]], rank: int = 2, scaling: float = 0.5, transposed=False):
+    def __init__(self, shapes: dict[str, tuple[int, int]], rank: int = 2, scaling: float = 0.5, transposed=False,
+                 speed=lambda step: 0.01 + 0.002 * step):
         g = torch.Generator().manual_seed(0)
+        self.speed = speed
         self.scaling, self.transposed = scaling, transposed
         self.base = {n: torch.randn(s, generator=g, dtype=torch.float64) for n, s in shapes.items()}
         stored = {n: (s[::-1] if transposed else s) for n, s in shapes.items()}  # B·A's shape
@@ -25,7 +27,7 @@ class DictModel:
 
     def train_step(self, step: int) -> None:
         for name in self.B:  # B moves along a fixed direction, quadratically in time
-            self.B[name] += (0.01 + 0.002 * step) * self.directions[name]
+            self.B[name] += self.speed(step) * self.directions[name]
 
     def effective(self, name: str) -> torch.Tensor:
         update = self.scaling * self.B[name] @ self.A[name]
@@ -138,3 +140,40 @@ def test_trained_velocity_extrapolates_the_training_path_not_the_previous_jump()
     with raises_whole(ValueError, "velocity must be one of total, trained (trained: not with apply='merge'), not "
                                   "'trained'"):
         JumpEngine(JumpPace(at=2), apply="merge", velocity="trained")
+
+
+@pytest.mark.parametrize(("speed", "rho", "next_coef"), [
+    (lambda step: 0.01, 1.0, 1.5),  # exactly linear: training went on as predicted → the next jump grows ×1.5
+    (lambda step: 0.01 if step <= 4 else -0.01, -1.0, 0.5),  # it turned back → the next jump shrinks ×0.5
+])
+def test_adaptive_pace_grows_on_linear_dynamics_and_shrinks_on_a_reversal(speed, rho, next_coef):
+    model = DictModel({"a": (5, 4), "b": (3, 6)}, speed=speed)
+    engine = JumpEngine(JumpPace(at=4, every=2), method="linear", ahead=2, horizon=1, adaptive=True)
+    _train(model, engine, steps=8, save_every=2, snapshots={})
+    first, second = engine.jumps[:2]
+    assert first["realised_ratio"] == pytest.approx(rho, abs=1e-9)
+    assert (first["coef"], second["coef"]) == (pytest.approx(1.0), pytest.approx(next_coef))
+
+
+@pytest.mark.parametrize(("after", "verdict"), [([0.10, 0.12], "rolled back"), ([0.50, 0.53], "accepted")])
+def test_verification_rolls_a_jump_back_exactly_when_the_reward_falls(after, verdict):
+    model = DictModel({"a": (5, 4)}, speed=lambda step: 0.01)
+    engine = JumpEngine(JumpPace(at=4), method="linear", ahead=2, horizon=1, verify=2)
+    w0 = model.base["a"].clone()
+    rewards = dict(zip(range(1, 7), [0.50, 0.52, 0.51, 0.50, *after], strict=True))
+    for step in range(1, 7):
+        model.train_step(step)
+        if step % 2 == 0:
+            engine.observe(step, model)
+            engine.maybe_jump(step, 10, model)
+        engine.observe_reward(step, rewards[step], model)
+    record = engine.jumps[0]
+    assert record["verified"] == verdict and record["verified_at"] == 6
+    moved = float((model.base["a"] - w0).norm())
+    if verdict == "rolled back":
+        assert moved < 1e-12 and engine.feedback.scale == 0.5  # W₀ exactly back, the pace shrunk
+        left, right = engine.feedback.pending["changes"]["a"]
+        residual = engine.offsets["a"][0].double() @ engine.offsets["a"][1].double()
+        assert float(residual.norm()) < 1e-6 * float((left @ right).norm())  # the offset record: float32 zero
+    else:
+        assert moved > 1e-3 and engine.feedback.scale == 1.0

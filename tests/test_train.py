@@ -406,3 +406,20 @@ def test_arm_variants_override_their_jump_settings_and_their_jump_step(tmp_path)
         arm_settings("trend-every:every")
     with raises_whole(ValueError, "unknown arm 'magic'"):
         arm_settings("magic:every=2")
+
+
+def test_adaptive_and_verified_jumps_in_the_trl_loop_record_their_verdicts(tmp_path, warm_tiny):
+    """--next-adaptive / --next-verify through TRL: ρ measured at the next checkpoint, each jump verified
+    on the logged on-policy reward (accepted or rolled back), all in nextx-train.json and the jump log."""
+    result = train(_config(tmp_path / "run", warm_tiny, steps=5, next_at=2, next_every=1, next_method="linear",
+                           next_ahead=1, next_horizon=1, next_adaptive=True, next_verify=1), log=lambda m: None)
+    first = result.jumps[0]
+    assert [j["step"] for j in result.jumps] == [2, 3, 4]
+    assert isinstance(first["realised_ratio"], float) and first["verified"] in ("accepted", "rolled back")
+    assert first["verified_at"] == 3 and first["pace_scale"] in (0.25, 0.5, 0.75, 1.0, 1.5, 2.25)
+    logged = json.loads((result.path / "nextx-jumps.json").read_text())["jumps"]
+    assert logged[0]["verified"] == first["verified"]
+    from nextx.errors import NextxError
+
+    with raises_whole(NextxError, "--next-adaptive and --next-verify measure offset jumps. Use --next-apply offset."):
+        GRPORunConfig(output_dir="x", next_at=40, save_every=10, next_apply="refactor", next_verify=2)

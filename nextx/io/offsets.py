@@ -142,7 +142,7 @@ def write_base_history(checkpoint_dir: str | Path, additions: list[dict[str, tup
     "<k>/<module>.left|right", float64): a resume replays them for bit-identical base weights, where
     adding their compacted sum (`OFFSET_FILE`) would round differently."""
     path = Path(checkpoint_dir) / HISTORY_FILE
-    tensors = {f"{k}/{name}.{side}": factor.to(torch.float64).contiguous()
+    tensors = {f"{k}/{name}.{side}": factor.to(torch.float64).contiguous().clone()
                for k, changes in enumerate(additions) for name, pair in changes.items()
                for side, factor in zip(("left", "right"), pair, strict=True)}
     tmp = path.with_name(f".{path.name}.nextx-tmp-{os.getpid()}")

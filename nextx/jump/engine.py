@@ -28,6 +28,7 @@ from nextx.choose import checkpoint_interval, choose_jump
 from nextx.errors import NextxError
 from nextx.jump.apply import APPLY_MODES, JumpPlan, apply_plan, jump_changes, refactored_factors
 from nextx.jump.collective import Collective, current_collective
+from nextx.jump.feedback import Feedback
 from nextx.jump.history import FactorHistory
 from nextx.jump.pace import JumpPace
 from nextx.predictors import DEFAULT_METHOD, by_method
@@ -56,13 +57,16 @@ class JumpEngine:
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
                  log=None, history: FactorHistory | None = None, collective: Collective | None = None,
-                 velocity: str = "total"):
+                 velocity: str = "total", adaptive: bool = False, verify: int = 0, verify_z: float = 2.0):
         if apply not in APPLY_MODES:
             raise ValueError(f"apply must be one of {', '.join(APPLY_MODES)}, not {apply!r}")
         if velocity not in VELOCITIES or (velocity == "trained" and apply == "merge"):
             raise ValueError(f"velocity must be one of {', '.join(VELOCITIES)} (trained: not with apply='merge'), "
                              f"not {velocity!r}")
+        if (adaptive or verify) and apply != "offset":
+            raise ValueError("the adaptive pace and verification measure offset jumps: use apply='offset'")
         self.pace, self.method, self.ahead, self.coef, self.apply, self.cap = pace, method, ahead, coef, apply, cap
+        self.feedback = Feedback(adaptive=adaptive, verify=verify, z=verify_z)
         self.horizon, self.hparams, self.log = horizon, dict(hparams or {}), log
         self.select, self.scorer, self.min_se = select, scorer, min_se
         self.history = history or FactorHistory(include_offsets=velocity == "total")
@@ -82,8 +86,31 @@ class JumpEngine:
         return [j for j in self.jumps if j["jumped"]]
 
     def observe(self, step: int, live) -> None:
-        """Record the live weights at a checkpoint step (the history the next decision reads)."""
+        """Record the live weights at a checkpoint step (the history the next decision reads); the
+        adaptive pace measures the last jump against what training did since."""
         self.history.record(step, live, self.offsets)
+        rho = self.feedback.measure(step, self.history.specs, self.history.snapshots[-1][1])
+        if rho is not None and self.log and self.collective.rank == 0:
+            self.log(f"step {step}: training moved ρ = {rho:.2f} of the predicted way since the last jump; next "
+                     f"jumps × {self.feedback.scale:g}")
+
+    def observe_reward(self, step: int, reward: float, live) -> bool | None:
+        """Record a step's on-policy reward; with verification, undo the last jump exactly when the
+        reward after it fell beyond noise. The verdict (True: rolled back), or None before one."""
+        pending = self.feedback.pending
+        deciding = pending is not None and not pending["verified"]
+        fell = self.feedback.verdict(step, reward)
+        if not (deciding and pending["verified"]):
+            return None
+        fell = self.collective.broadcast(fell)  # every rank undoes it, or none
+        if fell:
+            undo = JumpPlan({}, base={name: (-left, right) for name, (left, right) in pending["changes"].items()})
+            apply_plan(live, undo, self.offsets, 0, self.additions)
+        if self.log and self.collective.rank == 0:
+            record = pending["record"]
+            self.log(f"step {step}: jump at step {record['step']} {record['verified']} (reward {record['reward_after']:.3f} "
+                     f"after vs {record['reward_before']:.3f} before, SE {record['reward_se']:.3f})")
+        return fell
 
     def maybe_jump(self, step: int, max_steps: int | None, live, seed: int | None = None) -> dict | None:
         """Jump if ``step`` is due (see `JumpPace`); the jump's record, or None when none was due."""
@@ -103,6 +130,7 @@ class JumpEngine:
         if isinstance(plan, NextxError):
             raise plan
         apply_plan(live, plan, self.offsets, seed, self.additions)
+        self.feedback.watch(plan.record, step, plan.base, self.history.snapshots[-1][1])
         self.jumps.append(plan.record)
         if self.log and self.collective.rank == 0:
             self.log(jump_line(plan.record))
@@ -115,7 +143,7 @@ class JumpEngine:
         ahead = self.ahead
         if ahead is None and self.coef is None and self.select == "weights":
             ahead = self.horizon * checkpoint_interval(run.steps)
-        scale = self.pace.scale(len(self.made()))
+        scale = self.pace.scale(len(self.made())) * self.feedback.scale
         ahead = ahead * scale if isinstance(ahead, int | float) else ahead
         coef = self.coef * scale if self.coef is not None else None
         with preserved_rng():  # fitting and scoring must not shift the training's random streams

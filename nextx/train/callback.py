@@ -63,15 +63,19 @@ class NExtCallback(TrainerCallback):
         final_adapter: at train end, write OUTPUT/final-adapter when the weights include offsets.
         velocity: "total" (extrapolate the whole path) or "trained" (the training's own path, without the
             earlier jumps' offsets: no feedback between frequent jumps; not with apply="merge").
+        adaptive: grow or shrink the next jumps by how well training followed the last (`nextx.jump.feedback`).
+        verify: compare the mean logged reward of this many steps after a jump with as many before, and
+            undo the jump exactly when it fell by more than 2 SE (0: off; set the trainer's logging_steps=1).
     """
 
     def __init__(self, at: int, every: int | None = None, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
-                 damping: float = 1.0, log=None, final_adapter: bool = True, velocity: str = "total"):
+                 damping: float = 1.0, log=None, final_adapter: bool = True, velocity: str = "total",
+                 adaptive: bool = False, verify: int = 0):
         self.engine = JumpEngine(JumpPace(at, every, damping), method=method, ahead=ahead, horizon=horizon,
                                  hparams=hparams, select=select, scorer=scorer, min_se=min_se, apply=apply, cap=cap,
-                                 coef=coef, log=log, velocity=velocity)
+                                 coef=coef, log=log, velocity=velocity, adaptive=adaptive, verify=verify)
         self.final_adapter = final_adapter
 
     @property
@@ -98,6 +102,15 @@ class NExtCallback(TrainerCallback):
             jumped = self.engine.maybe_jump(state.global_step, state.max_steps, live)
         if jumped is not None and state.is_world_process_zero:
             write_jump_log(args.output_dir, self.engine.jumps)
+        return control
+
+    def on_log(self, args, state, control, logs=None, model=None, optimizer=None, **kwargs):
+        if self.engine.feedback.verify and logs and "reward" in logs and model is not None:
+            live = PeftLiveModel(model, optimizer)
+            with live.gathered():
+                verdict = self.engine.observe_reward(state.global_step, logs["reward"], live)
+            if verdict is not None and state.is_world_process_zero:
+                write_jump_log(args.output_dir, self.engine.jumps)
         return control
 
     def on_train_end(self, args, state, control, **kwargs):

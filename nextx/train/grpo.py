@@ -116,7 +116,8 @@ def grpo_args(config: GRPORunConfig):
         num_generations=config.num_generations, max_completion_length=config.max_completion_length,
         temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, seed=config.seed,
         epsilon_high=config.clip_high(),
-        use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False, use_vllm=use_vllm, logging_steps=10,
+        use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False, use_vllm=use_vllm,
+        logging_steps=1 if config.next_at is not None and config.next_verify else 10,  # verification reads each step
         report_to="none", disable_tqdm=True, save_total_limit=None, dataloader_num_workers=0,
     )
 
@@ -173,7 +174,8 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
         callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead,
                                       config.next_horizon, hparams, select=config.next_select, scorer=scorer, apply=config.next_apply,
                                       cap=config.next_cap, damping=config.next_damping, log=log,
-                                      velocity=config.next_velocity))
+                                      velocity=config.next_velocity, adaptive=config.next_adaptive,
+                                      verify=config.next_verify))
     if console is not None:
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     trainer = GRPOTrainer(

@@ -119,6 +119,10 @@ class JumpSettings:
     next_velocity: str = knob("total", "What a jump extrapolates: the whole path (total) or the training's own "
                               "(trained: without earlier jumps, so frequent jumps do not feed on themselves).",
                               choices=VELOCITIES)
+    next_adaptive: bool = knob(False, "Adaptive pace: after each jump, grow the next ones ×1.5 when training went "
+                               "on as predicted (ρ ≥ 0.5), shrink them ×0.5 when it turned back (ρ < 0).")
+    next_verify: int = knob(0, "Verify each jump on the on-policy reward of the next N steps against the N before; "
+                            "undo it exactly when the reward fell by more than 2 SE (0: off).", minimum=0)
 
     def method_hparams(self) -> dict:
         """The predictors' own settings given as ``--next-*`` (flat; each method takes what it declares)."""
@@ -146,6 +150,8 @@ class JumpSettings:
         if self.next_velocity == "trained" and self.next_apply == "merge":
             raise NextxError("--next-velocity trained reads the LoRA's own path, which --next-apply merge restarts",
                              hint="Use --next-apply offset (or --next-velocity total).")
+        if (self.next_adaptive or self.next_verify) and self.next_apply != "offset":
+            raise NextxError("--next-adaptive and --next-verify measure offset jumps", hint="Use --next-apply offset.")
         if not 0 < self.next_damping <= 1:
             raise NextxError(f"--next-damping {self.next_damping:g} is outside (0, 1]",
                              hint="1 keeps every jump's length; 0.875 shortens each later jump by 12.5%.")
