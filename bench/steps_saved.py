@@ -16,16 +16,8 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from nextx.studies.demo import ARMS, DemoConfig, run_seed, write_report
+from nextx.studies.demo import ARMS, DemoConfig, quiet_seed, write_report
 from nextx.studies.options import ci_text, map_seeds, seeds_parser, with_settings
-
-
-def quiet(message: str) -> None:
-    pass
-
-
-def one_seed(out: Path, config: DemoConfig, seed: int) -> dict:
-    return run_seed(out, config, seed, log=quiet)
 
 
 def main() -> None:
@@ -44,7 +36,7 @@ def main() -> None:
 
     tiny_model_path(config.task)  # build once, before the workers
     results = {}
-    for seed, result in map_seeds(one_seed, config.seeds, args.jobs, root, config, threads=args.threads):
+    for seed, result in map_seeds(quiet_seed, config.seeds, args.jobs, root, config, threads=args.threads):
         results[str(seed)] = result
         print(f"seed {seed} done: final accuracy " + ", ".join(
             f"{arm} {curve[max(curve)]:.3f}" for arm, curve in result["curves"].items()), flush=True)

@@ -12,7 +12,7 @@ import click
 
 from nextx.cli.common import console, emit_json, number_or_auto, param_callback, param_metavar
 from nextx.errors import NextxError
-from nextx.studies.arms import ARMS, arm_settings
+from nextx.studies.arms import ARMS, DEMO_ARMS, DEMO_SEEDS, arm_settings
 from nextx.train.config import GRPORunConfig, RunSettings
 from nextx.train.tasks import TASKS
 
@@ -181,14 +181,18 @@ def eval_cmd(checkpoint, task, base, as_json):
 @click.option("-o", "--output", "out", default="nextx-demo", show_default=True, type=click.Path())
 @click.option("--task", type=click.Choice(TASK_NAMES), default="addition", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="GRPO steps per run (default 400).")
-@click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds (≥ 5 for a claim).")
-@click.option("--arms", default="trend-every", show_default=True,
-              help="Comma-separated jump arms: " + ", ".join(ARMS) + " (-offset: exact jump into the base).")
+@click.option("--seeds", default=",".join(map(str, DEMO_SEEDS)), show_default=True,
+              help="Comma-separated seeds (≥ 5 for a claim).")
+@click.option("--arms", default=",".join(DEMO_ARMS), show_default=True,
+              help="Comma-separated jump arms: " + ", ".join(ARMS) + " (-offset: exact jump into the base); "
+                   "NAME:KEY=VALUE:... overrides an arm's jump settings, e.g. trend-every:ahead=50:cap=2.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Seeds trained at a time, each in its own process with one thread [default: the free cores].")
 @click.option("--algo", type=click.Choice(["grpo", "dgo"]), default="grpo", show_default=True,
               help="dgo: GRPO vs DGO (3 iterations of --steps, default 100) instead of jump arms.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout.")
-def demo_cmd(out, task, steps, seeds, arms, algo, force, as_json):
+def demo_cmd(out, task, steps, seeds, arms, jobs, algo, force, as_json):
     """Vanilla GRPO vs GRPO with a jump on the embedded tiny model: steps saved, with a 95% interval.
 
     Every arm is paired with a vanilla run of the same seed (identical up to the jump); accuracy is
@@ -222,7 +226,7 @@ def demo_cmd(out, task, steps, seeds, arms, algo, force, as_json):
         raise click.BadParameter(f"{config.steps} leaves no step after the jump at step {config.next_at} "
                                  f"(use {config.next_at + 4 * config.save_every} or more)", param_hint="--steps")
     with atomic_output_dir(out, force=force) as tmp:
-        report = run_demo(tmp, config, log=_log, console=console)
+        report = run_demo(tmp, config, log=_log, console=console, jobs=jobs)
     _render_demo(report, Path(out))
     if as_json:
         emit_json(report)

@@ -26,6 +26,10 @@ ARMS = {  # arm → the jump's GRPORunConfig fields (next_ahead None: the config
 }
 
 
+DEMO_ARMS = ("trend-every",)  # `nextx demo`'s default arm: the variant that measured best (README: bench)
+DEMO_SEEDS = (0, 1)  # `nextx demo`'s seeds: reporting seeds, never used to tune (those are 100–104)
+
+
 def arm_settings(arm: str) -> dict:
     """The jump's run settings of ``arm``: a name in ARMS, or NAME:KEY=VALUE:... overriding its
     ``next_KEY`` settings (numbers read as numbers). ValueError names what is wrong."""

@@ -22,8 +22,10 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.write import json_safe
-from nextx.studies.arms import ARMS, arm_settings
+from nextx.studies.arms import ARMS, DEMO_ARMS, DEMO_SEEDS, arm_settings
 from nextx.studies.measure import Interval, interval_from_dict, seed_savings, summarize
+from nextx.studies.parallel import map_seeds
+from nextx.threads import free_cores
 from nextx.train.config import GRPORunConfig, RunSettings
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_run
@@ -41,8 +43,8 @@ class DemoConfig(RunSettings):
     next_at: int | None = 150
     next_ahead: float | str | None = 100.0  # training steps past the checkpoint at next_at
     next_lr: float | None = 3e-4  # NExt predictor lr for 96–256-long vectors (the paper's 2e-5 suits 1.5k–5k)
-    seeds: tuple[int, ...] = (0, 1)
-    arms: tuple[str, ...] = ("trend-every",)  # the variant that measured best (README: bench)
+    seeds: tuple[int, ...] = DEMO_SEEDS
+    arms: tuple[str, ...] = DEMO_ARMS
 
     def check(self) -> None:
         """NextxError for a demo that cannot measure anything."""
@@ -101,11 +103,31 @@ def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) 
     return {"curves": curves, "seconds": seconds, "jumps": jumps}
 
 
-def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, console=None) -> dict:
-    """Vanilla and every arm for every seed; the measure; out/report.json (+ accuracy.png)."""
+def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, console=None, jobs: int | None = None) -> dict:
+    """Vanilla and every arm for every seed — ``jobs`` seeds at a time in their own processes (default:
+    the free cores; one torch thread each) — the measure; out/report.json (+ accuracy.png)."""
     config.check()
-    results = {str(seed): run_seed(out, config, seed, log, console) for seed in config.seeds}
+    jobs = min(len(config.seeds), jobs or free_cores())
+    if jobs <= 1:
+        results = {str(seed): run_seed(out, config, seed, log, console) for seed in config.seeds}
+        return write_report(out, config, results, log)
+    tiny_model_path(config.task, log=log)  # built once, before the workers
+    log(f"{len(config.seeds)} seeds × {1 + len(config.arms)} runs, {jobs} seeds at a time (one thread each)")
+    results = {}
+    for seed, result in map_seeds(quiet_seed, config.seeds, jobs, out, config):
+        results[str(seed)] = result
+        log(f"seed {seed} done: final exact accuracy " + ", ".join(
+            f"{arm} {curve[max(curve)]:.1%}" for arm, curve in result["curves"].items()))
     return write_report(out, config, results, log)
+
+
+def quiet_seed(out: Path, config: DemoConfig, seed: int) -> dict:
+    """`run_seed` without log lines (the parallel workers')."""
+    return run_seed(out, config, seed, log=_silent)
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=print) -> dict:

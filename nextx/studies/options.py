@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from nextx.studies.demo import DemoConfig
+from nextx.studies.parallel import map_seeds  # noqa: F401 - the benches' import
 
 
 def seeds_parser(doc: str, set_example: str) -> argparse.ArgumentParser:
@@ -42,23 +40,6 @@ def with_settings(config: DemoConfig, settings: list[str]) -> DemoConfig:
         except json.JSONDecodeError:
             values[key] = text
     return replace(config, **values)
-
-
-def _with_threads(threads: int, work: Callable, *args):
-    import torch
-
-    torch.set_num_threads(threads)
-    return work(*args)
-
-
-def map_seeds(work: Callable, seeds, jobs: int, *args, threads: int | None = None) -> Iterator[tuple[int, object]]:
-    """(seed, work(*args, seed)) for every seed, ``jobs`` processes at a time (``threads`` torch threads
-    each; default 1 when jobs > 1, else every core), in seed order. ``work`` must be importable."""
-    threads = threads or (1 if jobs > 1 else (os.cpu_count() or 1))
-    with ProcessPoolExecutor(jobs) as pool:
-        futures = [(seed, pool.submit(_with_threads, threads, work, *args, seed)) for seed in seeds]
-        for seed, future in futures:
-            yield seed, future.result()
 
 
 def ci_text(mean: float, ci: list, unit: str = "", digits: int = 0) -> str:
