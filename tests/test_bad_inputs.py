@@ -1,6 +1,7 @@
 """Bad input: one clear line on stderr, exit 1, nothing on stdout, no traceback."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -389,3 +390,29 @@ def test_non_finite_outputs_are_refused(cli_runner, run_copy, tmp_path):
                        "--dtype", "float16"], "the extrapolated adapter of model.layers.0.mlp.down_proj is not finite in "
           f"float16 ({run_copy}). Jump less far (--ahead), or write --dtype float32.")
     assert not (tmp_path / "out").exists()
+
+
+def test_train_checks_its_inputs_before_force_removes_anything_and_holds_one_lock(tmp_path, cli_runner, warm_tiny):
+    """`train -o X --force` with an input inside X (or X inside an input) refuses and removes nothing;
+    a second `train` to the same -o while one runs is refused."""
+    from nextx.io.write import output_lock
+
+    out = tmp_path / "run"
+    adapter = out / "checkpoint-2"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    for extra, flag, where in ((["--init-adapter", str(adapter)], "--init-adapter", adapter),
+                               (["--model", str(out)], "--model", out)):
+        fails(cli_runner, ["train", "-o", str(out), "--force", "--steps", "2", "--save-every", "1", *extra],
+              f"the run directory would hold or overwrite the run's own {flag} ({out}). Write the run elsewhere (-o), "
+              f"outside {where}.")
+        assert (adapter / "adapter_config.json").exists()  # nothing removed
+    inside = adapter / "run"  # the run writing into its own --init-adapter
+    fails(cli_runner, ["train", "-o", str(inside), "--init-adapter", str(adapter), "--steps", "2", "--save-every", "1"],
+          f"the run directory would hold or overwrite the run's own --init-adapter ({inside}). Write the run elsewhere "
+          f"(-o), outside {adapter}.")
+    busy = tmp_path / "busy"
+    with output_lock(busy.resolve()):
+        fails(cli_runner, ["train", "-o", str(busy), "--model", str(warm_tiny), "--steps", "2", "--save-every", "1"],
+              f"another nextx process (pid {os.getpid()}) is writing this output ({busy.resolve()}). Wait for it to "
+              "finish, or choose another -o.")

@@ -182,3 +182,35 @@ def test_tensors_are_stored_in_safetensors_own_order_and_aligned(tmp_path):
 
     assert [k for _, k in layout(ours)] == [k for _, k in layout(tmp_path / "ref" / "model.safetensors")]
     assert all(offset % tensors[k].element_size() == 0 for offset, k in layout(ours))
+
+
+def test_locks_never_print_their_content_and_a_dead_or_foreign_holder_does_not_block(tmp_path):
+    """A planted symlink lock is refused without following it (an HF token would have been printed); a
+    live holder's lock with junk content names no pid; a lock left with a live but unrelated pid (pid
+    1, pid reuse) or garbage does not block: the kernel's flock, not the pid, says who holds it."""
+    from nextx.errors import OutputExistsError
+    from nextx.io.write import atomic_output_dir
+
+    secret = tmp_path / "token"
+    secret.write_text("hf_SECRET")
+    out, lock = tmp_path / "out", tmp_path / ".out.nextx-lock"
+    lock.symlink_to(secret)
+    with raises_whole(OutputExistsError, f"the output's lock file cannot be used: Too many levels of symbolic links "
+                                         f"({lock}). Remove it if no nextx process is writing this output."), \
+            atomic_output_dir(out):
+        pass
+    lock.unlink()
+    lock.mkdir()
+    with raises_whole(OutputExistsError, f"the output's lock file cannot be used: Is a directory ({lock}). Remove it "
+                                         "if no nextx process is writing this output."), atomic_output_dir(out):
+        pass
+    lock.rmdir()
+    for stale in ("1", "²", "", "\x00\x01binary"):  # nobody holds it: taken over
+        lock.write_text(stale)
+        with atomic_output_dir(out, force=True) as tmp:
+            (tmp / "x").write_text(stale)
+            lock.write_text("²junk")  # the holder's lock with junk in it: refused, no pid, no junk
+            with raises_whole(OutputExistsError, f"another nextx process is writing this output ({out}). Wait for it "
+                                                 "to finish, or choose another -o."), atomic_output_dir(out, force=True):
+                pass
+    assert not lock.exists() and (out / "x").read_text() == "\x00\x01binary"

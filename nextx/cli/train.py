@@ -97,27 +97,56 @@ def train_cmd(out, settings, force, resume, as_json):
     require_train_extra()
 
     if resume is not None:
-        _resume(out, settings, resume, as_json)
+        with _run_lock(out):
+            _resume(out, settings, resume, as_json)
         return
-    if Path(out).exists() and any(Path(out).iterdir()):
-        if not force:
-            raise NextxError("the output directory is not empty: a new run would mix its checkpoints with the old ones",
-                             path=out, hint="Choose another -o, or pass --force to replace it.")
-        import shutil
-
-        shutil.rmtree(out)
     if "dataset" in settings:
         settings.setdefault("task", None)  # a dataset replaces the default task
-    config = GRPORunConfig(output_dir=out, **settings)
-    if config.algo == "dgo":
-        from nextx.train.dgo.loop import train_dgo
+    config = GRPORunConfig(output_dir=out, **settings)  # every input checked before anything is removed
+    refuse_inputs_in_output(config)
+    with _run_lock(out):
+        if Path(out).exists() and any(Path(out).iterdir()):
+            if not force:
+                raise NextxError("the output directory is not empty: a new run would mix its checkpoints with the old "
+                                 "ones", path=out, hint="Choose another -o, or pass --force to replace it.")
+            import shutil
 
-        result = train_dgo(config, log=_log, console=console)
-    else:
-        from nextx.train.grpo import train
+            shutil.rmtree(out)
+        if config.algo == "dgo":
+            from nextx.train.dgo.loop import train_dgo
 
-        result = train(config, log=_log, console=console)
+            result = train_dgo(config, log=_log, console=console)
+        else:
+            from nextx.train.grpo import train
+
+            result = train(config, log=_log, console=console)
     _print_result(result, as_json)
+
+
+def _run_lock(out: str):
+    """One `nextx train` per run directory (by rank 0 of a multi-process launch: its ranks share it)."""
+    import contextlib
+    import os
+
+    from nextx.io.write import output_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    Path(out).resolve().parent.mkdir(parents=True, exist_ok=True)
+    return output_lock(Path(out).resolve())
+
+
+def refuse_inputs_in_output(config) -> None:
+    """NextxError when the run directory is, contains or sits inside one of the run's inputs: --force would
+    delete it, or the run would write into it."""
+    target = Path(config.output_dir).resolve()
+    for flag, value in (("--init-adapter", config.init_adapter), ("--dataset", config.dataset), ("--model", config.model)):
+        if value is None or not Path(value).exists():
+            continue  # a Hub id, or nothing
+        source = Path(value).resolve()
+        if target == source or target in source.parents or source in target.parents:
+            raise NextxError(f"the run directory would hold or overwrite the run's own {flag}", path=config.output_dir,
+                             hint=f"Write the run elsewhere (-o), outside {source}.")
 
 
 def _print_result(result, as_json: bool) -> None:

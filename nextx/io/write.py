@@ -48,24 +48,49 @@ def remove_stale_siblings(out: Path) -> None:
 
 @contextlib.contextmanager
 def output_lock(out: Path) -> Iterator[None]:
-    """One writer per output: ``.OUT.nextx-lock`` created exclusively (O_EXCL), removed on exit."""
+    """One writer per output: an exclusive ``flock`` on ``.OUT.nextx-lock`` (released by the kernel when
+    its holder dies, so a killed writer's lock is free, and two newcomers cannot both take it), which
+    holds the writer's pid; removed on exit."""
     lock = out.parent / f".{out.name}.nextx-lock"
+    fd = _take_lock(lock, out)
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        holder = lock.read_text().strip() if lock.is_file() else "?"
-        if holder.isdigit() and not _pid_alive(int(holder)):  # a killed writer's lock
-            lock.unlink(missing_ok=True)
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        else:
-            raise OutputExistsError(f"another nextx process (pid {holder}) is writing this output", path=out,
-                                    hint="Wait for it to finish, or choose another -o.") from None
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # still holding it: a waiting newcomer re-checks the path's inode
+        os.close(fd)
+
+
+def _take_lock(lock: Path, out: Path) -> int:
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        except OSError as err:  # a directory, a symlink, no permission
+            raise OutputExistsError(f"the output's lock file cannot be used: {err.strerror}", path=lock,
+                                    hint="Remove it if no nextx process is writing this output.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise OutputExistsError(f"another nextx process{holder} is writing this output", path=out,
+                                    hint="Wait for it to finish, or choose another -o.") from None
+        try:
+            current = os.stat(lock, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            return fd
+        os.close(fd)  # its holder removed it while we opened it: take the new one
+
+
+def _lock_holder(fd: int) -> str:
+    """" (pid N)" from the lock's first bytes when they are a plain pid, else nothing (never its text)."""
+    text = os.pread(fd, 12, 0).decode("ascii", "replace").strip()
+    return f" (pid {int(text)})" if text.isascii() and text.isdigit() and len(text) <= 10 else ""
 
 
 @contextlib.contextmanager
