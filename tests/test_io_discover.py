@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 
 import pytest
@@ -14,6 +15,7 @@ from helpers import (
     save_gpt2_base,
     save_lora_checkpoints,
 )
+from safetensors.torch import save_file
 
 from nextx import load_run
 from nextx.errors import NextxError
@@ -186,3 +188,57 @@ def test_sharded_full_checkpoints(tmp_path, base_model):
         assert (d / "model.safetensors.index.json").exists()
     run = load_run(tmp_path / "run", base=base_model)
     assert len(run.modules) == 4
+
+
+@pytest.mark.parametrize("value", [True, -3, 2.5, "20", None])
+def test_a_nonsense_global_step_is_refused_and_a_disagreement_warns(tmp_path, base_model, value):
+    make_lora_run(tmp_path / "run", base_model, [10, 20])
+    state = tmp_path / "run" / "checkpoint-20" / "trainer_state.json"
+    state.write_text(json.dumps({"global_step": value}))
+    with raises_whole(NextxError, f"trainer_state.json has global_step {value!r}, not a step number ({state}). Fix it, "
+                                  "or delete it to use the directory's step 20."):
+        load_run(tmp_path / "run")
+    state.write_text(json.dumps({"global_step": 30}))
+    with pytest.warns(UserWarning, match="global_step 30 disagrees with the directory's step 20; using 30"):
+        assert load_run(tmp_path / "run").steps == [10, 30]
+
+
+def _offset_cases(name):
+    """(what to put in checkpoint-20's offset slot, the whole message) for the offset reader."""
+    import torch
+
+    good = {f"{name}.left": torch.ones(64, 1), f"{name}.right": torch.ones(1, 32)}
+    return {
+        "directory": (lambda p: p.mkdir(), "nextx_base_offset.safetensors is not a regular file ({p}). Restore the "
+                      "file nextx wrote, or remove this checkpoint."),
+        "dangling symlink": (lambda p: p.symlink_to(p.parent / "gone"), "nextx_base_offset.safetensors is not a "
+                             "regular file ({p}). Restore the file nextx wrote, or remove this checkpoint."),
+        "fifo": (lambda p: os.mkfifo(p), "nextx_base_offset.safetensors is not a regular file ({p}). Restore the file "
+                 "nextx wrote, or remove this checkpoint."),
+        "orphan right": (lambda p: save_file({f"{name}.right": torch.ones(1, 32)}, p),
+                         f"base offset key '{name}.right' is not one of a <module>.left / <module>.right pair ({{p}})."),
+        "unknown key": (lambda p: save_file({**good, "extra": torch.ones(1)}, p),
+                        "base offset key 'extra' is not one of a <module>.left / <module>.right pair ({p})."),
+        "int32": (lambda p: save_file({k: v.int() for k, v in good.items()}, p),
+                  f"base offset of {name} is malformed ({{p}})."),
+        "absent module": (lambda p: save_file({"model.nope.left": torch.ones(64, 1), "model.nope.right": torch.ones(1, 32)},
+                                              p), "base offset of model.nope does not fit the adapter (no such module) "
+                          "({c}). The offset file belongs to another run: remove this checkpoint."),
+        "1×k left": (lambda p: save_file({f"{name}.left": torch.ones(1, 1), f"{name}.right": torch.ones(1, 32)}, p),
+                     f"base offset of {name} does not fit the adapter (1×32, the weight is 48×32) ({{c}}). The offset "
+                     "file belongs to another run: remove this checkpoint."),
+    }
+
+
+@pytest.mark.parametrize("case", list(_offset_cases("x")))
+def test_the_offset_reader_refuses_what_it_cannot_use(tmp_path, base_model, case):
+    from nextx import load_run
+
+    make_lora_run(tmp_path / "run", base_model, [10, 20], targets=["gate_proj"])
+    name = "model.layers.0.mlp.gate_proj"
+    checkpoint = tmp_path / "run" / "checkpoint-20"
+    slot = checkpoint / "nextx_base_offset.safetensors"
+    write, message = _offset_cases(name)[case]
+    write(slot)
+    with raises_whole(NextxError, message.format(p=slot, c=checkpoint)):
+        load_run(tmp_path / "run").describe()

@@ -72,14 +72,23 @@ _LAYOUTS: dict[str, tuple[re.Pattern, Callable[[Path], Path]]] = {
 
 
 def _trainer_step(directory: Path, fallback: int) -> int:
+    """The checkpoint's step: trainer_state.json's global_step (the trainer's own count), else the
+    directory's number. A disagreement warns; a global_step that is no step number is refused."""
     state = directory / "trainer_state.json"
-    if state.exists():
-        try:
-            return int(read_json(state)["global_step"])
-        except (CheckpointError, KeyError, TypeError, ValueError, OverflowError):
-            warnings.warn(f"{state}: no readable global_step; using the directory's step {fallback}", stacklevel=2)
-            return fallback
-    return fallback
+    if not state.exists():
+        return fallback
+    try:
+        value = read_json(state)["global_step"]
+    except (CheckpointError, KeyError, TypeError):
+        warnings.warn(f"{state}: no readable global_step; using the directory's step {fallback}", stacklevel=2)
+        return fallback
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(f"trainer_state.json has global_step {value!r}, not a step number", path=state,
+                              hint=f"Fix it, or delete it to use the directory's step {fallback}.")
+    if value != fallback:
+        warnings.warn(f"{state}: global_step {value} disagrees with the directory's step {fallback}; using {value}",
+                      stacklevel=2)
+    return value
 
 
 def _matches(root: Path, layout: str) -> list[tuple[int, Path]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import torch
@@ -49,22 +50,28 @@ def read_offset_jumps(checkpoint_dir: str | Path) -> list[dict]:
 def read_offsets(checkpoint_dir: str | Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Module name → (L, R) of the accumulated base offset of a checkpoint ({} if it has none)."""
     path = Path(checkpoint_dir) / OFFSET_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
+    if path.is_symlink() or not stat.S_ISREG(os.stat(path).st_mode):  # never a FIFO, a directory, a link
+        raise CheckpointError(f"{OFFSET_FILE} is not a regular file", path=path,
+                              hint="Restore the file nextx wrote, or remove this checkpoint.")
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"unreadable base offset: {err}", path=path) from None
     offsets = {}
-    for key, left in tensors.items():
-        if key.endswith(".left"):
-            name = key.removesuffix(".left")
-            right = tensors.get(f"{name}.right")
-            if right is None or left.dim() != 2 or right.dim() != 2 or left.shape[1] != right.shape[0]:
-                raise CheckpointError(f"base offset of {name} is malformed", path=path)
-            if not (torch.isfinite(left).all() and torch.isfinite(right).all()):
-                raise CheckpointError(f"base offset of {name} is not finite", path=path)
-            offsets[name] = (left, right)
+    for key in sorted(tensors):
+        name, _, side = key.rpartition(".")
+        if side not in ("left", "right") or f"{name}.left" not in tensors or f"{name}.right" not in tensors:
+            raise CheckpointError(f"base offset key {key!r} is not one of a <module>.left / <module>.right pair",
+                                  path=path)
+        left, right = tensors[f"{name}.left"], tensors[f"{name}.right"]
+        if (left.dim() != 2 or right.dim() != 2 or left.shape[1] != right.shape[0]
+                or not left.is_floating_point() or not right.is_floating_point()):
+            raise CheckpointError(f"base offset of {name} is malformed", path=path)
+        if not (torch.isfinite(left).all() and torch.isfinite(right).all()):
+            raise CheckpointError(f"base offset of {name} is not finite", path=path)
+        offsets[name] = (left, right)
     return offsets
 
 

@@ -73,7 +73,16 @@ class Run:
         """The checkpoint's accumulated base offsets (module → (L, R)), read once."""
         key = ("offsets", checkpoint.path)
         if key not in self._files:
-            self._files[key] = read_offsets(checkpoint.path) if checkpoint.kind == "lora" else {}
+            offsets = read_offsets(checkpoint.path) if checkpoint.kind == "lora" else {}
+            for name, (left, right) in offsets.items():
+                spec = self.modules.get(name)
+                if spec is None or (left.shape[0], right.shape[1]) != spec.shape:
+                    raise CheckpointError(
+                        f"base offset of {name} does not fit the adapter ("
+                        + ("no such module" if spec is None else f"{left.shape[0]}×{right.shape[1]}, the weight is "
+                                                                 f"{spec.shape[0]}×{spec.shape[1]}") + ")",
+                        path=checkpoint.path, hint="The offset file belongs to another run: remove this checkpoint.")
+            self._files[key] = offsets
         return self._files[key]
 
     def _lora_tensors(self, checkpoint: Checkpoint, spec: ModuleSpec, check: bool = False) -> list[torch.Tensor]:

@@ -30,7 +30,11 @@ def apply_base_offsets(model, path: Path) -> None:
     offsets = read_offsets(path)
     layers = lora_layers(model) if offsets else {}
     for name, (left, right) in offsets.items():
-        add_to_base(layers[name], left, right)
+        layer = layers.get(name)
+        if layer is None or (left.shape[0], right.shape[1]) != tuple(layer.base_layer.weight.shape):
+            raise NextxError(f"base offset of {name} does not fit the adapter's model", path=path,
+                             hint="The offset file belongs to another run: remove this checkpoint.")
+        add_to_base(layer, left, right)
 
 
 def load_for_eval(path: str | Path, base: str | Path | None = None):
