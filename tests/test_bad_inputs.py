@@ -335,7 +335,7 @@ def test_error_text_is_printed_literally(cli_runner, tmp_path):
 def test_train_refuses_a_non_empty_output(cli_runner, tmp_path):
     (tmp_path / "run" / "checkpoint-10").mkdir(parents=True)
     pytest.importorskip("trl")
-    fails(cli_runner, ["train", "-o", tmp_path / "run", "--steps", "1"],
+    fails(cli_runner, ["train", "-o", tmp_path / "run", "--steps", "1", "--save-every", "1"],
           "the output directory is not empty: a new run would mix its checkpoints with the old ones "
           f"({tmp_path / 'run'}). Choose another -o, or pass --force to replace it.")
     assert (tmp_path / "run" / "checkpoint-10").is_dir()
@@ -416,3 +416,19 @@ def test_train_checks_its_inputs_before_force_removes_anything_and_holds_one_loc
         fails(cli_runner, ["train", "-o", str(busy), "--model", str(warm_tiny), "--steps", "2", "--save-every", "1"],
               f"another nextx process (pid {os.getpid()}) is writing this output ({busy.resolve()}). Wait for it to "
               "finish, or choose another -o.")
+
+
+def test_a_fifo_or_unreadable_adapter_file_is_refused_not_waited_on(cli_runner, tmp_path, trl_run):
+    """A FIFO named adapter_model.safetensors would block the reader forever; an unreadable file is not
+    called corrupt."""
+    run = tmp_path / "run"
+    shutil.copytree(trl_run, run)
+    target = run / "checkpoint-20" / "adapter_model.safetensors"
+    target.unlink()
+    os.mkfifo(target)
+    fails(cli_runner, ["inspect", run], f"adapter_model.safetensors is not a regular file ({target}). Point nextx at "
+                                        "the checkpoint's files.")
+    target.unlink()
+    target.mkdir()
+    fails(cli_runner, ["inspect", run], f"adapter_model.safetensors is not a regular file ({target}). Point nextx at "
+                                        "the checkpoint's files.")

@@ -181,6 +181,31 @@ def test_parse_hub_url_refuses_paths_leaving_the_repo():
     for url in ("hf://org/run/../x", "hf://org/run//etc", "hf://org/run/a/./b"):
         with raises_whole(RunLayoutError, f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or leading '/')."):
             parse_hub_url(url)
+    for url in ("hf://org/run@..", "hf://org/run@..%2F..%2Fetc", "hf://org/run@%2Fetc"):
+        with raises_whole(RunLayoutError, f"{url!r}: REVISION must be a branch, tag or commit (no '..', no leading '/')."):
+            parse_hub_url(url)
+
+
+def test_pull_never_links_what_a_tampered_cache_points_outside_its_blobs(hub, trl_run, cli_runner, tmp_path):
+    """An allow-listed name in the cached snapshot pointing at any other file (say ~/.ssh/id_rsa) is refused:
+    linking it would make the pulled run share that file's inode."""
+    from huggingface_hub import snapshot_download
+
+    _folders_repo(hub, trl_run)
+    import os
+
+    cache = tmp_path / "hf-cache"
+    snapshot_download("org/grpo", cache_dir=str(cache), endpoint=os.environ["HF_ENDPOINT"])
+    secret = tmp_path / "secret"
+    secret.write_text("private")
+    planted = next(cache.rglob("checkpoint-10/adapter_config.json"))
+    planted.unlink()
+    planted.symlink_to(secret)
+    out = tmp_path / "pulled"
+    relative = "checkpoint-10/adapter_config.json"
+    _hub_fails(cli_runner, ["pull", "org/grpo", "-o", str(out)],
+               f"the cached snapshot's {relative} points outside the cache's blobs ({secret})")
+    assert not out.exists() and secret.stat().st_nlink == 1
 
 
 def test_push_to_a_branch_and_as_a_pull_request(hub, trl_run, cli_runner, tmp_path, monkeypatch):

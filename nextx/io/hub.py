@@ -64,6 +64,8 @@ def parse_hub_url(url: str) -> HubSource:
     if subdir is not None and (subdir.startswith("/") or any(part in ("..", ".") for part in subdir.split("/"))):
         raise RunLayoutError(f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or leading '/')")
     revision = urllib.parse.unquote(match[2]) if match[2] else None
+    if revision is not None and (".." in revision or revision.startswith("/") or not revision.strip()):
+        raise RunLayoutError(f"{url!r}: REVISION must be a branch, tag or commit (no '..', no leading '/')")
     return HubSource(match[1], revision, subdir)
 
 
@@ -235,6 +237,7 @@ def pull(repo: str, out: str | Path, *, revision: str | None = None, layout: str
 def _lay_out(source: Path, target: Path) -> None:
     """Only the allow-listed files of a snapshot (never optimizer states or pickles a warm cache may
     hold), hard-linked to the cache's blobs where the filesystem allows (no second copy on disk)."""
+    blobs = _cache_blobs(source)
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
         if path.is_dir() or not any(fnmatch.fnmatch(str(relative), pattern) for pattern in ALLOW_PATTERNS):
@@ -242,12 +245,24 @@ def _lay_out(source: Path, target: Path) -> None:
         blob = path.resolve()
         if not blob.is_file():
             continue
+        if blobs is not None and blobs not in blob.parents:  # a tampered cache: never link (or copy) elsewhere
+            raise HubError(f"the cached snapshot's {relative} points outside the cache's blobs ({blob})",
+                           hint="Delete this repository's folder in the Hugging Face cache and pull again.")
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(blob, destination)
         except OSError:
             shutil.copy2(blob, destination)
+
+
+def _cache_blobs(snapshot_dir: Path) -> Path | None:
+    """The ``blobs`` folder of the HF cache entry holding ``snapshot_dir`` (…/snapshots/REV[/SUBDIR]),
+    or None for a folder that is not in a cache."""
+    for folder in (snapshot_dir, *snapshot_dir.parents):
+        if folder.parent.name == "snapshots":
+            return folder.parent.parent.resolve() / "blobs"
+    return None
 
 
 def push(folder: str | Path, repo: str, *, private: bool = False, message: str | None = None,

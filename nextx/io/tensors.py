@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -39,6 +41,7 @@ class SafetensorsFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        _check_regular(self.path)
         try:
             with safe_open(str(self.path), framework="pt"):
                 pass  # the library validates the header against the file (offsets, size, dtypes)
@@ -180,6 +183,19 @@ def open_tensor_file(directory: Path, stem: str, *, allow_pickle: bool) -> Safet
                 )
             return PickleFile(pickled)
     raise CheckpointError(f"no {stem}.safetensors found", path=directory)
+
+
+def _check_regular(path: Path) -> None:
+    """CheckpointError unless ``path`` is a readable regular file (a FIFO would block the reader forever)."""
+    try:
+        info = os.stat(path)
+        if stat.S_ISREG(info.st_mode):
+            with open(path, "rb"):
+                return
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path.name}: {err.strerror}", path=path,
+                              hint="Check that the file exists and is readable.") from None
+    raise CheckpointError(f"{path.name} is not a regular file", path=path, hint="Point nextx at the checkpoint's files.")
 
 
 def checked(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
