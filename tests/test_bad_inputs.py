@@ -432,3 +432,19 @@ def test_a_fifo_or_unreadable_adapter_file_is_refused_not_waited_on(cli_runner, 
     target.mkdir()
     fails(cli_runner, ["inspect", run], f"adapter_model.safetensors is not a regular file ({target}). Point nextx at "
                                         "the checkpoint's files.")
+
+
+def test_control_characters_never_reach_the_terminal_raw(cli_runner, tmp_path):
+    """Escape sequences in model text (a bank line) or in a path (an error) are shown as \\x1b…, never
+    sent: they would clear the screen or retitle the window; ':x:' in a path is not an emoji."""
+    bank = tmp_path / "bank.jsonl"
+    line = "WHEN adding\x1b[2J. IF a column\x1b]0;pwned\x07 carries. THEN carry one."
+    bank.write_text(json.dumps({"text": line, "source": "1+1=\x1b[31m"}) + "\n")
+    result = cli_runner.invoke(cli, ["dgo", "bank", str(bank)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "\\x1b[2J" in result.stderr and "\\x07" in result.stderr
+    odd = tmp_path / "run\x1b]0;title\x07:x:"
+    result = cli_runner.invoke(cli, ["inspect", str(odd)])
+    assert result.exit_code == 1 and "\x1b" not in result.stderr and ":x:" in result.stderr
+    assert "run\\x1b]0;title\\x07:x:" in " ".join(result.stderr.split())

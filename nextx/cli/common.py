@@ -16,7 +16,16 @@ from nextx.io.run import Run, load_run
 from nextx.io.write import dumps_json
 from nextx.progress import progress_bars as stage_bars
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, emoji=False)  # a path's ":x:" stays ":x:"
+
+
+def safe_text(text: str) -> str:
+    """User or model text for the terminal: rich markup escaped, control characters (escape sequences
+    that clear the screen or set a window title) shown as ``\\xNN`` instead of sent raw."""
+    from rich.markup import escape
+
+    shown = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return escape(shown)
 
 
 def run_options(func):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nextx.cli.common import console, emit_json
+from nextx.cli.common import console, emit_json, safe_text
 
 
 @click.group("dgo")
@@ -32,13 +32,12 @@ def bank_cmd(path, as_json):
     if as_json:
         emit_json({"bank": str(file), "entries": [e.to_dict() for e in bank.entries]})
         return
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{len(bank)} experiences in {escape(str(file))}", title_justify="left")
+    table = Table(title=f"{len(bank)} experiences in {safe_text(str(file))}", title_justify="left")
     for column in ("#", "experience", "source", "round", "validation"):
         table.add_column(column, justify="left" if column in ("experience", "source") else "right")
     for index, entry in enumerate(bank.entries):
         score = "—" if entry.score is None else f"{entry.score:.4f}"
-        table.add_row(str(index), escape(entry.text), escape(entry.source), str(entry.round), score)
+        table.add_row(str(index), safe_text(entry.text), safe_text(entry.source), str(entry.round), score)
     console.print(table)

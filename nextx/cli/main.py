@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 
 import click
-from rich.markup import escape
 
 from nextx._version import __version__
-from nextx.cli.common import console
+from nextx.cli.common import console, safe_text
 from nextx.errors import NextxError
 
 
@@ -26,7 +25,7 @@ class NextxGroup(click.Group):
         except NextxError as err:
             if debug:
                 raise
-            console.print(f"[bold red]Error:[/] {escape(err.format())}", markup=True, soft_wrap=True, highlight=False)
+            console.print(f"[bold red]Error:[/] {safe_text(err.format())}", markup=True, soft_wrap=True, highlight=False)
             ctx.exit(1)
         except KeyboardInterrupt:
             console.print("Interrupted; no partial output was left behind.")
@@ -39,7 +38,7 @@ class NextxGroup(click.Group):
         except Exception as err:  # noqa: BLE001 - last resort: a bug, reported without a traceback
             if debug:
                 raise
-            console.print(f"[bold red]Error:[/] unexpected {type(err).__name__}: {escape(str(err))}. Rerun with --debug for the "
+            console.print(f"[bold red]Error:[/] unexpected {type(err).__name__}: {safe_text(str(err))}. Rerun with --debug for the "
                           "traceback and report it.", markup=True, soft_wrap=True, highlight=False)
             ctx.exit(3)
 
