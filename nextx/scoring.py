@@ -70,15 +70,20 @@ def _score_from(value, source: str) -> Score:
         value, per_item = value["score"], value.get("per_item")
     elif isinstance(value, tuple | list) and len(value) == 2:
         value, per_item = value
-    try:
-        mean = float(value)
-        per_item = [float(v) for v in per_item] if per_item is not None else None
-    except (TypeError, ValueError):
-        raise ScoreError(f"{source} returned a score that is not a number: {str(value)[:80]!r}",
-                         hint='Return {"score": float, "per_item": [float, ...]} (per_item optional).') from None
+    hint = 'Return {"score": float, "per_item": [float, ...]} (per_item optional).'
+    if not _is_number(value):  # "0.5", true: a hook's bug, not a score
+        raise ScoreError(f"{source} returned a score that is not a number: {str(value)[:80]!r}", hint=hint)
+    if per_item is not None and not (isinstance(per_item, list | tuple) and all(map(_is_number, per_item))):
+        raise ScoreError(f"{source} returned per_item that is not a list of numbers: {str(per_item)[:80]!r}", hint=hint)
+    mean = float(value)
+    per_item = [float(v) for v in per_item] if per_item is not None else None
     if not math.isfinite(mean) or (per_item is not None and not all(map(math.isfinite, per_item))):
         raise ScoreError(f"{source} returned a non-finite score", hint="Scores must be finite numbers.")
     return Score(mean, per_item)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class _AdapterScorer:
@@ -110,15 +115,34 @@ class FunctionScorer(_AdapterScorer):
                              hint="Install the module or put it on PYTHONPATH.") from None
         except AttributeError:
             raise ScoreError(f"--eval {spec!r}: {module_name} has no {function_name}") from None
+        except Exception as err:  # noqa: BLE001 - the user's module failed to import (SyntaxError, …): not ours
+            raise ScoreError(f"--eval {spec!r}: importing {module_name} raised {type(err).__name__}: "
+                             f"{_first_line(err)}", hint="Fix the module (python -c 'import MODULE' shows it).") from None
+        if not callable(self.function):
+            raise ScoreError(f"--eval {spec!r}: {function_name} is not a function",
+                             hint="Name a function taking the adapter's directory.")
         self.name = spec
 
     def score_path(self, path: Path) -> Score:
-        return _score_from(self.function(str(path)), f"--eval {self.name}")
+        try:
+            value = self.function(str(path))
+        except Exception as err:  # noqa: BLE001 - the user's evaluation failed: say so, not "a nextx bug"
+            raise ScoreError(f"--eval {self.name} raised {type(err).__name__}: {_first_line(err)}",
+                             hint="Fix the evaluation function (it gets the candidate adapter's directory).") from None
+        return _score_from(value, f"--eval {self.name}")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else "(no message)"
 
 
 class CommandScorer(_AdapterScorer):
-    """A shell-free command with ``{path}`` for the adapter dir; its stdout's last non-empty line is
-    one JSON object with ``score`` (and optionally ``per_item``)."""
+    """A shell-free command with ``{path}`` for the adapter dir (also in ``$NEXTX_EVAL_PATH``: a template
+    that calls a shell must use that, quoted, never ``{path}`` inside the shell's string); its stdout's
+    last non-empty line is one JSON object with ``score`` (and optionally ``per_item``). Only the last
+    64 KiB of its output are kept; on the timeout its whole process group is killed, and it dies with
+    nextx."""
 
     def __init__(self, template: str, timeout: float = 3600.0):
         if "{path}" not in template:
@@ -129,17 +153,11 @@ class CommandScorer(_AdapterScorer):
     def score_path(self, path: Path) -> Score:
         argv = [part.replace("{path}", str(path)) for part in shlex.split(self.template)]
         source = f"--eval-cmd {self.template!r}"
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ScoreError(f"{source}: command not found: {argv[0]}") from None
-        except subprocess.TimeoutExpired:
-            raise ScoreError(f"{source} timed out after {self.timeout:g} s",
-                             hint="Speed up the evaluation or raise --eval-timeout.") from None
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1][:200]
-            raise ScoreError(f"{source} exited with code {done.returncode}: {last}")
-        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        returncode, stdout, stderr = run_bounded(argv, {"NEXTX_EVAL_PATH": str(path)}, self.timeout, source)
+        if returncode != 0:
+            last = (stderr.strip().splitlines() or ["(no stderr)"])[-1][:200]
+            raise ScoreError(f"{source} exited with code {returncode}: {last}")
+        lines = [line for line in stdout.splitlines() if line.strip()]
         try:
             value = json.loads(lines[-1]) if lines else None
         except json.JSONDecodeError:
@@ -148,3 +166,49 @@ class CommandScorer(_AdapterScorer):
             raise ScoreError(f"{source} did not print a JSON object as its last line",
                              hint='Print e.g. {"score": 0.61, "per_item": [1, 0, ...]} on stdout.')
         return _score_from(value, source)
+
+
+TAIL_BYTES = 64 * 1024  # of an evaluation command's output, only its last line is used
+
+
+def run_bounded(argv: list[str], env: dict, timeout: float, source: str) -> tuple[int, str, str]:
+    """(return code, stdout's tail, stderr's tail) of a command in its own process group, killed whole
+    on the timeout or with nextx (Linux: parent-death signal); output spooled to disk, not memory."""
+    import os
+    import signal
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            child = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env={**os.environ, **env}, preexec_fn=_die_with_parent)
+        except FileNotFoundError:
+            raise ScoreError(f"{source}: command not found: {argv[0]}") from None
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise ScoreError(f"{source} timed out after {timeout:g} s",
+                             hint="Speed up the evaluation or raise --eval-timeout.") from None
+        finally:
+            if child.poll() is None:  # interrupted (Ctrl-C): the evaluation goes with us
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        return child.returncode, _tail(out), _tail(err)
+
+
+def _tail(handle) -> str:
+    size = handle.seek(0, 2)
+    handle.seek(max(0, size - TAIL_BYTES))
+    return handle.read().decode("utf-8", "replace")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when nextx dies (prctl PR_SET_PDEATHSIG, Linux only)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass

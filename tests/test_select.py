@@ -4,6 +4,7 @@ worse model — with the real embedded model and verifier where it matters."""
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import raises_whole
@@ -145,3 +146,53 @@ def test_backtest_reward_column_scores_each_prediction_of_the_held_out_step(trl_
         assert reward["methods"][method]["score"] == pytest.approx(0.08)
         assert report.methods[method]["reward"]["delta_vs_stay"] == pytest.approx(0.02)
     assert ("linear", 60, 80.0) in scorer.seen and ("stay", 80, 80.0) in scorer.seen
+
+
+def test_eval_command_gets_the_path_safely_keeps_only_its_tail_and_dies_whole_on_timeout(tmp_path):
+    """$NEXTX_EVAL_PATH for shell templates; 10 MB printed before the score line are not held in memory;
+    the timeout kills the command's grandchildren too."""
+    import sys
+    import time
+
+    script = tmp_path / "eval.py"
+    script.write_text("import os, sys\nsys.stdout.write('x' * 10_000_000 + '\\n')\n"
+                      "print('{\"score\": %d}' % len(os.environ['NEXTX_EVAL_PATH']))\n")
+    odd = tmp_path / "a $(touch pwned) dir"
+    scorer = CommandScorer(f"sh -c '{sys.executable} {script} \"$NEXTX_EVAL_PATH\"' {{path}}")
+    assert scorer.score_path(odd).mean == len(str(odd)) and not (tmp_path / "pwned").exists()
+    pid_file = tmp_path / "grandchild"
+    slow = CommandScorer(f"sh -c 'sleep 60 & echo $! > {pid_file}; wait' {{path}}", timeout=1)
+    with raises_whole(ScoreError, f"--eval-cmd {slow.template!r} timed out after 1 s. Speed up the evaluation or "
+                                  "raise --eval-timeout."):
+        slow.score_path(tmp_path)
+    grandchild = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    time.sleep(0.2)
+    assert not grandchild.exists() or grandchild.read_text().split(")")[-1].split()[0] in ("Z", "X")  # dead (a zombie
+    # until something reaps it)
+
+
+@pytest.mark.parametrize(("returned", "message"), [
+    ({"score": "0.5"}, "returned a score that is not a number: '0.5'"),
+    ({"score": True}, "returned a score that is not a number: 'True'"),
+    ({"score": 0.5, "per_item": "101"}, "returned per_item that is not a list of numbers: '101'"),
+])
+def test_eval_hooks_answers_are_not_coerced(returned, message):
+    from nextx.scoring import _score_from
+
+    with raises_whole(ScoreError, f"--eval m:f {message}. Return {{\"score\": float, \"per_item\": [float, ...]}} "
+                                  "(per_item optional)."):
+        _score_from(returned, "--eval m:f")
+
+
+def test_a_failing_or_broken_user_evaluation_is_its_error_not_a_nextx_bug(tmp_path, monkeypatch):
+    (tmp_path / "broken_eval.py").write_text("def score(path:\n")
+    (tmp_path / "raising_eval.py").write_text("VALUE = 3\ndef score(path):\n    raise RuntimeError('no GPU')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ScoreError, match=r"^--eval 'broken_eval:score': importing broken_eval raised SyntaxError: "):
+        FunctionScorer("broken_eval:score")
+    with raises_whole(ScoreError, "--eval 'raising_eval:VALUE': VALUE is not a function. Name a function taking the "
+                                  "adapter's directory."):
+        FunctionScorer("raising_eval:VALUE")
+    with raises_whole(ScoreError, "--eval raising_eval:score raised RuntimeError: no GPU. Fix the evaluation function "
+                                  "(it gets the candidate adapter's directory)."):
+        FunctionScorer("raising_eval:score").score_path(tmp_path)
