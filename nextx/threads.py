@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import torch
 
+from nextx.errors import NextxError
+
 
 def _cpu_times() -> tuple[int, int] | None:
     """(user, total) jiffies of all CPUs, or None where /proc/stat is not readable. Only user time
@@ -56,9 +58,13 @@ def free_cores() -> int:
     """Threads to use now: NEXTX_THREADS / OMP_NUM_THREADS if set, else usable cores minus busy ones
     (≥ 1; a sample is reused for 2 s, so many short calls do not each wait for one)."""
     for name in ("NEXTX_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
+        value = os.environ.get(name, "").strip()
+        if not value:
+            continue
+        if not (value.isascii() and value.isdigit() and 0 < int(value) <= 4096):  # "²".isdigit() is True
+            raise NextxError(f"{name}={value!r} is not a number of threads",
+                             hint=f"Set {name} to a whole number from 1 (or unset it: nextx uses the free cores).")
+        return int(value)
     when, busy = _recent.get("busy", (-1e9, None))
     if time.monotonic() - when > 2.0:
         busy = busy_cores()

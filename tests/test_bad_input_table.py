@@ -72,8 +72,8 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                                "10={run}/checkpoint-20"], 1,
                         "duplicate step 10: {run}/checkpoint-10 and {run}/checkpoint-20. Remove one of them, or list the "
                         "checkpoints with --checkpoint STEP=PATH."),
-    "shard size 5G": (None, [*MERGED, "--shard-size", "5G"], 1,
-                      "--shard-size '5G' is not a size. Use e.g. 5GB, 500MB, 2GiB or a number of bytes."),
+    "shard size 5X": (None, [*MERGED, "--shard-size", "5X"], 1,
+                      "--shard-size '5X' is not a size. Use e.g. 5GB, 500MB, 2GiB or a number of bytes."),
     "shard size ABC": (None, [*MERGED, "--shard-size", "ABC"], 1,
                        "--shard-size 'ABC' is not a size. Use e.g. 5GB, 500MB, 2GiB or a number of bytes."),
     "shard size nan": (None, [*MERGED, "--shard-size", "nan"], 1,

@@ -242,3 +242,12 @@ def test_the_offset_reader_refuses_what_it_cannot_use(tmp_path, base_model, case
     write(slot)
     with raises_whole(NextxError, message.format(p=slot, c=checkpoint)):
         load_run(tmp_path / "run").describe()
+
+
+def test_rank_zero_is_named_as_such(tmp_path, base_model):
+    make_lora_run(tmp_path / "run", base_model, [10])
+    config = tmp_path / "run" / "checkpoint-10" / "adapter_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "r": 0}))
+    with raises_whole(NextxError, f"adapter_config.json has r = 0, not a positive integer ({config}). Set \"r\" to the "
+                                  "LoRA rank the adapter was trained with."):
+        load_run(tmp_path / "run")

@@ -214,3 +214,23 @@ def test_locks_never_print_their_content_and_a_dead_or_foreign_holder_does_not_b
                                                  "to finish, or choose another -o."), atomic_output_dir(out, force=True):
                 pass
     assert not lock.exists() and (out / "x").read_text() == "\x00\x01binary"
+
+
+def test_sizes_take_the_unit_letter_alone_as_split_du_and_docker_write_them():
+    from nextx.io.write import parse_size
+
+    assert [parse_size(s) for s in ("5G", "500M", "2GiB", "5GB", "7")] == [5 * 10**9, 500 * 10**6, 2 * 2**30, 5 * 10**9, 7]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1e3", "²", " "])
+def test_bad_thread_settings_are_refused_not_ignored(monkeypatch, value):
+    from nextx.errors import NextxError
+    from nextx.threads import free_cores
+
+    monkeypatch.setenv("NEXTX_THREADS", value)
+    if not value.strip():
+        assert free_cores() >= 1  # unset in effect
+        return
+    with raises_whole(NextxError, f"NEXTX_THREADS={value!r} is not a number of threads. Set NEXTX_THREADS to a whole "
+                                  "number from 1 (or unset it: nextx uses the free cores)."):
+        free_cores()

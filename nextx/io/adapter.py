@@ -118,8 +118,8 @@ def read_lora_settings(directory: Path, *, lora_alpha: float | None = None, meta
     if alpha < 0:
         raise CheckpointError(f"adapter_config.json has a negative lora_alpha ({alpha:g})", path=path,
                               hint="Pass the alpha used in training with --lora-alpha.")
-    r = raw.get("r") or meta.get("r", meta.get("lora_rank"))
-    if not r:
+    r = raw["r"] if "r" in raw else meta.get("r", meta.get("lora_rank"))
+    if r is None:
         raise CheckpointError("adapter_config.json has no LoRA rank r", path=path)
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise CheckpointError(f"adapter_config.json has r = {r!r}, not a positive integer", path=path,

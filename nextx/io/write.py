@@ -148,12 +148,14 @@ def _replace(tmp: Path, out: Path, force: bool) -> None:
 
 
 def parse_size(size: str | int) -> int:
-    """'5GB' → 5_000_000_000; '500MB', '2GiB', or a plain number of bytes; positive and finite."""
+    """'5GB' → 5_000_000_000; '500MB', '2GiB', '5G' (the unit letter alone, as split, du and docker
+    write sizes: decimal), or a plain number of bytes; positive and finite."""
     if isinstance(size, int) and not isinstance(size, bool):
         value = size
     else:
         text = str(size).strip().upper()
-        units = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TB": 10**12, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}
+        units = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TB": 10**12, "KB": 10**3, "MB": 10**6, "GB": 10**9,
+                 "T": 10**12, "K": 10**3, "M": 10**6, "G": 10**9, "B": 1}
         unit = next((u for u in units if text.endswith(u)), "")
         try:
             amount = float(text[: len(text) - len(unit)]) * units.get(unit, 1)
