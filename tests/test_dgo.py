@@ -377,3 +377,18 @@ def test_demo_dgo_command_renders_the_comparison(tmp_path, cli_runner, monkeypat
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "d" / "report.json")
     assert "GRPO vs DGO, 2 seed(s)" in result.stderr and "dgo vs grpo: " in result.stderr  # display: stderr
     assert (tmp_path / "d" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("line", ['{"text": "%s", "round": 2.9}', '{"text": "%s", "round": 1e400}',
+                                  '{"text": "%s", "score": "0.5"}', '[' * 100_000 + ']' * 100_000, '"just text"'])
+def test_bank_lines_of_the_wrong_kind_are_refused_not_coerced(tmp_path, line):
+    path = tmp_path / "bank.jsonl"
+    path.write_text(line.replace("%s", CARRY) + "\n")
+    with raises_whole(NextxError, f"line 1 of the experience bank is not an experience object ({path}). " + BANK_LINE):
+        ExperienceBank.load(path)
+
+
+def test_a_bank_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "bank.jsonl"
+    path.write_text("\ufeff" + json.dumps({"text": CARRY, "round": 2}) + "\n", encoding="utf-8")
+    assert ExperienceBank.load(path).entries[0].round == 2

@@ -28,8 +28,9 @@ def read_json(path: str | Path, what: str | None = None):
         raise CheckpointError(f"{what} is not valid JSON: {err.msg}", path=path) from None
 
 
-def read_text_checked(path: str | Path, what: str | None = None) -> str:
-    """The UTF-8 text of a regular file of at most `MAX_JSON_BYTES` (see the module docstring)."""
+def read_text_checked(path: str | Path, what: str | None = None, limit: int = MAX_JSON_BYTES) -> str:
+    """The UTF-8 text (a leading byte-order mark dropped) of a regular file of at most ``limit`` bytes
+    (see the module docstring)."""
     path = Path(path)
     what = what or path.name
     try:
@@ -38,11 +39,13 @@ def read_text_checked(path: str | Path, what: str | None = None) -> str:
         raise CheckpointError(f"cannot read {what}: {err.strerror}", path=path) from None
     if not stat.S_ISREG(info.st_mode):
         raise CheckpointError(f"{what} is not a regular file", path=path, hint="Point it at the JSON file itself.")
-    if info.st_size > MAX_JSON_BYTES:
-        raise CheckpointError(f"{what} is {info.st_size / 2**20:.0f} MiB, more than a config can be", path=path)
+    if info.st_size > limit:
+        noun = "a config" if limit == MAX_JSON_BYTES else f"nextx reads ({limit / 2**20:.0f} MiB)"
+        raise CheckpointError(f"{what} is {info.st_size / 2**20:.0f} MiB, more than {noun}"
+                              + (" can be" if limit == MAX_JSON_BYTES else ""), path=path)
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read(MAX_JSON_BYTES + 1)
+            text = handle.read(limit + 1).removeprefix("\ufeff")
     except OSError as err:
         raise CheckpointError(f"cannot read {what}: {err.strerror}", path=path) from None
     except UnicodeDecodeError:

@@ -18,6 +18,7 @@ a new problem's, while the problem it came from does (for arithmetic, the same d
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from nextx.train.dgo.retrieval import TfidfEmbedder
 from nextx.train.experiences.line import Experience, is_experience
 
 SIMILARITY_THRESHOLD = 0.8
+BANK_MAX_BYTES = 2**30  # a bank is JSON lines of short rules: far more than any run writes
 BANK_FILE = "experience_bank.jsonl"  # the bank's name in a DGO run directory
 BANK_LINE = 'Each line: {"text": "WHEN … IF … THEN …", "source": …, "round": …, "score": …}'
 
@@ -64,14 +66,19 @@ class ExperienceBank:
     def load(cls, path: str | Path, embed=None) -> ExperienceBank:
         """Read a bank file (JSON lines); NextxError naming the line for anything malformed."""
         entries = []
-        for number, line in enumerate(read_text_checked(Path(path)).splitlines(), 1):
+        for number, line in enumerate(read_text_checked(Path(path), limit=BANK_MAX_BYTES).splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                entries.append(Experience(str(row["text"]), str(row.get("source", "")), int(row.get("round", 0)),
-                                          None if row.get("score") is None else float(row["score"])))
-            except (ValueError, KeyError, TypeError):
+                round_, score = row.get("round", 0), row.get("score")
+                if isinstance(round_, bool) or not isinstance(round_, int) or not (
+                        score is None or (isinstance(score, int | float) and not isinstance(score, bool)
+                                          and math.isfinite(score))):
+                    raise ValueError("round must be a whole number, score a finite number or null")
+                entries.append(Experience(str(row["text"]), str(row.get("source", "")), round_,
+                                          None if score is None else float(score)))
+            except (ValueError, KeyError, TypeError, RecursionError, AttributeError):
                 raise NextxError(f"line {number} of the experience bank is not an experience object", path=path,
                                  hint=BANK_LINE) from None
             if not is_experience(entries[-1].text):
