@@ -234,3 +234,33 @@ def test_bad_thread_settings_are_refused_not_ignored(monkeypatch, value):
     with raises_whole(NextxError, f"NEXTX_THREADS={value!r} is not a number of threads. Set NEXTX_THREADS to a whole "
                                   "number from 1 (or unset it: nextx uses the free cores)."):
         free_cores()
+
+
+def test_an_error_from_closing_a_shard_reaches_the_caller(tmp_path, monkeypatch):
+    """NFS reports deferred write errors at close(): they fail the write, never a thread traceback and
+    a committed output."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    class Deferred:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            return self.handle.write(data)
+
+        def close(self):
+            self.handle.close()
+            raise OSError(errno.EIO, "Input/output error")
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        return Deferred(handle) if "w" in mode and str(path).endswith(".safetensors") else handle
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    entries = [TensorEntry("x", torch.float32, (2, 2))]
+    with pytest.raises(OSError, match="Input/output error"), ShardedWriter(tmp_path, entries, 10**6) as writer:
+        writer.add("x", torch.zeros(2, 2))
+        writer.close()

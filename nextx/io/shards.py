@@ -12,6 +12,7 @@ spaces to a multiple of 8, then the tensors' bytes back to back in header order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import queue
@@ -125,7 +126,7 @@ class ShardedWriter:
             raise self._error
 
     def _write_all(self) -> None:
-        handle, current = None, -1
+        handle, current, drained = None, -1, False
         try:
             while (item := self._queue.get()) is not None:
                 shard, tensor = item
@@ -137,13 +138,18 @@ class ShardedWriter:
                     handle, current = open(self.paths[shard], "wb"), shard  # noqa: SIM115 - closed below
                     handle.write(safetensors_header(self.shards[shard]))
                 handle.write(tensor.reshape(-1).view(torch.uint8).numpy())
+            drained = True  # the caller's end-of-queue has been taken
+            if handle is not None:
+                handle, last = None, handle
+                last.close()  # NFS and others report deferred write errors here: they are the caller's too
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             self._error = err
-            while self._queue.get() is not None:  # drain, so the caller never blocks on a full queue
+            while not drained and self._queue.get() is not None:  # drain, so the caller never blocks
                 pass
         finally:
             if handle is not None:
-                handle.close()
+                with contextlib.suppress(OSError):  # after an error already handed on
+                    handle.close()
 
     def _stop(self) -> None:
         if self._thread.is_alive():
