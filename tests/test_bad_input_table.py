@@ -128,8 +128,8 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                                       "checkpoint is saved."),
     "demo unknown arm": (None, ["demo", "-o", "{out}", "--arms", "magic"], 2,
                          "Invalid value for --arms: unknown arm 'magic' (choose from next, relex, linear, trend, "
-                         "next-offset, next-merge, trend-offset, rre-offset, next-every, trend-every, reward, "
-                         "reward-offset)"),
+                         "next-offset, next-merge, trend-offset, rre-offset, next-every, trend-every, trend-fast, "
+                         "trend-fast-verified, reward, reward-offset)"),
     "demo seeds not integers": (None, ["demo", "-o", "{out}", "--seeds", "a,b"], 2,
                                 "Invalid value for --seeds: 'a,b' is not a comma-separated list of integers"),
     "cap negative": (None, [*X, "--cap", "-1"], 2,
