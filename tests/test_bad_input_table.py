@@ -110,6 +110,20 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                                    "--select reward needs --eval-task, --eval or --eval-cmd"),
     "two evaluations": (None, [*X, "--select", "reward", "--eval", "a:b", "--eval-cmd", "x {path}"], 2,
                         "give one of --eval-task, --eval and --eval-cmd"),
+    "eval timeout nan": (None, [*X, "--select", "reward", "--eval-cmd", "x {path}", "--eval-timeout", "nan"], 2,
+                         "Invalid value for '--eval-timeout': nan is not a number of seconds ≥ 1"),
+    "eval timeout inf": (None, [*X, "--select", "reward", "--eval-cmd", "x {path}", "--eval-timeout", "inf"], 2,
+                         "Invalid value for '--eval-timeout': inf is not a number of seconds ≥ 1"),
+    "pull steps x": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps", "10:x"],
+                     1, "--steps '10:x' is not a list of steps. Use START:STOP:EVERY (e.g. 10:150:10) or a "
+                        "comma-separated list of steps."),
+    "pull steps every 0": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps",
+                                  "10:50:0"], 1, "--steps '10:50:0' is not a list of steps. Use START:STOP:EVERY (e.g. "
+                                                 "10:150:10) or a comma-separated list of steps."),
+    "pull steps 10^9": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps",
+                               "0:1000000000:1"], 1, "--steps '0:1000000000:1' lists more than 10,000 steps. Use "
+                                                     "START:STOP:EVERY (e.g. 10:150:10) or a comma-separated list of "
+                                                     "steps."),
     "eval not module:function": (None, [*X, "--select", "reward", "--eval", "my_eval"], 1,
                                  "--eval 'my_eval' is not of the form package.module:function. Example: --eval "
                                  "my_evals.math:score"),

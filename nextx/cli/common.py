@@ -93,7 +93,7 @@ def eval_options(func):
                      help="Score with your function(adapter_dir) → score | {score, per_item}."),
         click.option("--eval-cmd", default=None, metavar="'CMD {path}'",
                      help="Score with your command; it prints one JSON object with score (and per_item)."),
-        click.option("--eval-timeout", type=click.FloatRange(min=1), default=3600, show_default=True,
+        click.option("--eval-timeout", type=float, callback=_seconds, default=3600, show_default=True,
                      help="Seconds per --eval-cmd call."),
         click.option("--eval-size", type=click.IntRange(min=10), default=500, show_default=True,
                      help="Validation prompts for --eval-task."),
@@ -101,6 +101,15 @@ def eval_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _seconds(ctx, param, value: float) -> float:
+    """A finite number of seconds ≥ 1 (nan and inf are floats too)."""
+    import math
+
+    if value is None or not math.isfinite(value) or value < 1:
+        raise click.BadParameter(f"{value!r} is not a number of seconds ≥ 1")
+    return value
 
 
 def make_scorer(run, eval_task, eval_function, eval_cmd, eval_timeout, eval_size, base=None):

@@ -149,12 +149,26 @@ def _commit_steps(repo: str, revision: str | None) -> dict[int, str]:
     return steps
 
 
+MAX_STEPS_LISTED = 10_000  # one repository per step: more would be a typo, not a run
+
+
 def parse_steps(spec: str) -> list[int]:
-    """'10:150:10' → [10, 20, …, 150]; '10,20,40' → [10, 20, 40]."""
-    if ":" in spec:
-        start, stop, step = (int(x) for x in spec.split(":"))
-        return list(range(start, stop + 1, step))
-    return [int(x) for x in spec.split(",") if x]
+    """'10:150:10' → [10, 20, …, 150]; '10,20,40' → [10, 20, 40]; HubError naming what is wrong."""
+    hint = "Use START:STOP:EVERY (e.g. 10:150:10) or a comma-separated list of steps."
+    try:
+        if ":" in spec:
+            start, stop, every = (int(x) for x in spec.split(":"))
+            if every < 1 or start < 0 or stop < start:
+                raise ValueError
+            if (stop - start) // every + 1 > MAX_STEPS_LISTED:
+                raise HubError(f"--steps {spec!r} lists more than {MAX_STEPS_LISTED:,} steps", hint=hint)
+            return list(range(start, stop + 1, every))
+        steps = [int(x) for x in spec.split(",") if x.strip()]
+        if not steps or any(s < 0 for s in steps):
+            raise ValueError
+        return steps
+    except ValueError:
+        raise HubError(f"--steps {spec!r} is not a list of steps", hint=hint) from None
 
 
 def resolve_hub_run(
