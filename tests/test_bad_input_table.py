@@ -114,6 +114,16 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                          "Invalid value for '--eval-timeout': nan is not a number of seconds ≥ 1"),
     "eval timeout inf": (None, [*X, "--select", "reward", "--eval-cmd", "x {path}", "--eval-timeout", "inf"], 2,
                          "Invalid value for '--eval-timeout': inf is not a number of seconds ≥ 1"),
+    **{f"pull repo id {bad[:12]}": (None, ["pull", "-o", "{out}", "--", bad], 1,
+                                    f"repository id {bad!r} is not a Hub repository id. Use OWNER/NAME: letters, digits, "
+                                    "'-', '_' and '.', at most 96 characters.")
+       for bad in ("../../etc", "ünï/run", "org/a run", "org/" + "x" * 93, "-org/run")},
+    "push to an invalid repo": (None, [*X, "--push-to-hub", "org/a b"], 1,
+                                "--push-to-hub 'org/a b' is not a Hub repository id. Use OWNER/NAME: letters, digits, "
+                                "'-', '_' and '.', at most 96 characters."),
+    "repo template field": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{foo}}", "--steps",
+                                   "10,20"], 1, "--repo-template 'org/run-{{foo}}' may hold only {{step}}. Example: "
+                                                "--repo-template 'org/run-step{{step}}'"),
     "pull steps x": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps", "10:x"],
                      1, "--steps '10:x' is not a list of steps. Use START:STOP:EVERY (e.g. 10:150:10) or a "
                         "comma-separated list of steps."),

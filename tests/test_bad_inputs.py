@@ -448,3 +448,16 @@ def test_control_characters_never_reach_the_terminal_raw(cli_runner, tmp_path):
     result = cli_runner.invoke(cli, ["inspect", str(odd)])
     assert result.exit_code == 1 and "\x1b" not in result.stderr and ":x:" in result.stderr
     assert "run\\x1b]0;title\\x07:x:" in " ".join(result.stderr.split())
+
+
+def test_train_names_a_missing_model_and_a_dataset_without_one(cli_runner, tmp_path):
+    pytest.importorskip("trl")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "1+1=", "answer": "2"}\n')
+    fails(cli_runner, ["train", "-o", tmp_path / "r", "--model", tmp_path / "nonexistent"],
+          f"--model is neither a model directory nor a Hub id (OWNER/NAME) ({tmp_path / 'nonexistent'}). Check the "
+          "path, or pass the Hub id of the base model.")
+    fails(cli_runner, ["train", "-o", tmp_path / "r", "--dataset", data],
+          "--dataset needs --model: the embedded tiny model knows only the built-in tasks. Pass --model PATH or a Hub "
+          "id (OWNER/NAME).")
+    assert not (tmp_path / "r").exists()

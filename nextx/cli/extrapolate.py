@@ -88,6 +88,10 @@ def extrapolate_cmd(open_run, out, predictor_dir, method, ahead, to_step, coef, 
       nextx extrapolate runs/grpo -o out --method auto --ahead auto --format both --base Qwen/Qwen2.5-1.5B
       python train.py --init-adapter "$(nextx extrapolate runs/grpo -o out --to-step 250)"
     """
+    if push_repo:
+        from nextx.io.hub import check_repo_id
+
+        check_repo_id(push_repo, "--push-to-hub")  # before anything is computed or written
     ahead, coef = _jump_size(ahead, to_step, coef, select)
     if predictor_dir and method:
         raise click.UsageError("give either --predictor or --method, not both")

@@ -63,6 +63,7 @@ def parse_hub_url(url: str) -> HubSource:
     subdir = match[3]
     if subdir is not None and (subdir.startswith("/") or any(part in ("..", ".") for part in subdir.split("/"))):
         raise RunLayoutError(f"{url!r}: SUBDIR must be a path inside the repository (no '..', '.' or leading '/')")
+    check_repo_id(match[1])
     revision = urllib.parse.unquote(match[2]) if match[2] else None
     if revision is not None and (".." in revision or revision.startswith("/") or not revision.strip()):
         raise RunLayoutError(f"{url!r}: REVISION must be a branch, tag or commit (no '..', no leading '/')")
@@ -181,7 +182,12 @@ def resolve_hub_run(
     if layout == "repos" or repo_template:
         if not repo_template or not steps:
             raise HubError("one repo per step needs --repo-template 'OWNER/NAME-{step}' and --steps START:STOP:EVERY")
-        snaps = {step: snapshot(repo_template.format(step=step)) for step in steps}
+        try:
+            repos = {step: check_repo_id(repo_template.format(step=step), "--repo-template gives") for step in steps}
+        except (KeyError, IndexError, ValueError):
+            raise HubError(f"--repo-template {repo_template!r} may hold only {{step}}",
+                           hint="Example: --repo-template 'org/run-step{step}'") from None
+        snaps = {step: snapshot(repo) for step, repo in repos.items()}
         return None, snaps, {"repo_template": repo_template, "steps": steps}
     hub = parse_hub_url(source) if is_hub_url(source) else HubSource(str(source))
     if layout in ("auto", "folders"):
@@ -207,6 +213,18 @@ def resolve_hub_run(
 
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*")
+
+
+def check_repo_id(repo: str, what: str = "repository id") -> str:
+    """``repo`` if it is a valid Hub repository id (OWNER/NAME, ASCII letters, digits, - _ ., at most
+    96 characters, no '..'), else HubError — before anything is downloaded or written."""
+    if len(repo) > 96 or not repo.isascii() or not REPO_ID.fullmatch(repo) or ".." in repo or repo.endswith("."):
+        raise HubError(f"{what} {repo!r} is not a Hub repository id",
+                       hint="Use OWNER/NAME: letters, digits, '-', '_' and '.', at most 96 characters.")
+    return repo
 
 
 def resolve_model(ref: str | os.PathLike) -> Path:
@@ -236,6 +254,8 @@ def pull(repo: str, out: str | Path, *, revision: str | None = None, layout: str
          repo_template: str | None = None, steps: list[int] | None = None, force: bool = False) -> Path:
     """Download a run and lay it out in ``out`` so every nextx command reads it (TRL layout for
     per-step snapshots; the repo's own layout for folders). Writes out/nextx-source.json."""
+    if not (is_hub_url(repo) or repo_template):
+        check_repo_id(repo)
     url = repo if is_hub_url(repo) or repo_template else f"{HF_PREFIX}{repo}" + (f"@{revision}" if revision else "")
     root, per_step, record = resolve_hub_run(url, layout=layout, repo_template=repo_template, steps=steps)
     with atomic_output_dir(out, force=force) as tmp:
