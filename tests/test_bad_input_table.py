@@ -124,6 +124,16 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
     "repo template field": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{foo}}", "--steps",
                                    "10,20"], 1, "--repo-template 'org/run-{{foo}}' may hold only {{step}}. Example: "
                                                 "--repo-template 'org/run-step{{step}}'"),
+    "lora alpha 0": (None, ["inspect", "{run}", "--lora-alpha", "0"], 2,
+                     "Invalid value for '--lora-alpha': 0.0 is not a positive lora_alpha"),
+    "lora alpha nan": (None, ["inspect", "{run}", "--lora-alpha", "nan"], 2,
+                       "Invalid value for '--lora-alpha': nan is not a positive lora_alpha"),
+    "run beside checkpoint": (None, ["inspect", "{run}", "--checkpoint", "10={run}/checkpoint-10"], 2,
+                              "give a RUN directory or --checkpoint STEP=PATH, not both"),
+    "one directory two steps": (None, ["inspect", "--checkpoint", "10={run}/checkpoint-10", "--checkpoint",
+                                       "20={run}/checkpoint-10"], 1,
+                                "steps 10 and 20 name the same directory ({run}/checkpoint-10). Give each --checkpoint "
+                                "its own directory."),
     "pull steps x": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps", "10:x"],
                      1, "--steps '10:x' is not a list of steps. Use START:STOP:EVERY (e.g. 10:150:10) or a "
                         "comma-separated list of steps."),

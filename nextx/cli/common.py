@@ -39,13 +39,16 @@ def run_options(func):
     @click.option("--base", type=click.Path(), default=None,
                   help="Base model W₀: a dir, a Hub id or hf://OWNER/REPO[@REV] (default: the adapter's "
                        "base_model_name_or_path). Needed for full-weight runs and merged outputs.")
-    @click.option("--lora-alpha", type=float, default=None, help="Override lora_alpha (verl's merger writes 0).")
+    @click.option("--lora-alpha", type=float, default=None, callback=lambda c, p, v: _positive(v, "lora_alpha"),
+                  help="Override lora_alpha (verl's merger writes 0).")
     @click.option("--allow-pickle", is_flag=True, help="Read .bin/.pt adapters with torch.load(weights_only=True).")
     @functools.wraps(func)
     def wrapper(run, layout, checkpoint_args, base, lora_alpha, allow_pickle, **kwargs):
         def open_run() -> Run:
             if run is None and not checkpoint_args:
                 raise click.UsageError("give a RUN directory or --checkpoint STEP=PATH")
+            if run is not None and checkpoint_args:  # RUN would be ignored, yet named as the source
+                raise click.UsageError("give a RUN directory or --checkpoint STEP=PATH, not both")
             return load_run(
                 run, layout=layout, base=base, lora_alpha=lora_alpha,
                 checkpoints=parse_checkpoint_args(list(checkpoint_args)) or None, allow_pickle=allow_pickle,
@@ -101,6 +104,15 @@ def eval_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _positive(value: float | None, name: str) -> float | None:
+    """None, or a positive finite number (a 0, nan or inf alpha is the option's fault, not the adapter's)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value!r} is not a positive {name}")
+    return value
 
 
 def _seconds(ctx, param, value: float) -> float:

@@ -159,6 +159,12 @@ def explicit_checkpoints(pairs: Iterable[tuple[int, str | Path]]) -> list[Checkp
         if kind is None:
             raise CheckpointError("directory has neither adapter_config.json nor model.safetensors", path=path)
         checkpoints.append(Checkpoint(int(step), path, kind))
+    seen: dict[Path, int] = {}
+    for checkpoint in checkpoints:
+        first = seen.setdefault(checkpoint.path.resolve(), checkpoint.step)
+        if first != checkpoint.step:
+            raise RunLayoutError(f"steps {first} and {checkpoint.step} name the same directory", path=checkpoint.path,
+                                 hint="Give each --checkpoint its own directory.")
     return _sorted_unique(checkpoints)
 
 
