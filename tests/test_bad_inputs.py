@@ -461,3 +461,21 @@ def test_train_names_a_missing_model_and_a_dataset_without_one(cli_runner, tmp_p
           "--dataset needs --model: the embedded tiny model knows only the built-in tasks. Pass --model PATH or a Hub "
           "id (OWNER/NAME).")
     assert not (tmp_path / "r").exists()
+
+
+def test_train_and_eval_name_a_model_mismatch_not_a_bug(cli_runner, tmp_path, warm_tiny, trl_run, base_model):
+    """--lora-targets naming nothing, an --init-adapter or eval adapter of another model: one line, exit 1."""
+    pytest.importorskip("trl")
+    common = ["train", "-o", tmp_path / "r", "--model", warm_tiny, "--steps", "1", "--save-every", "1"]
+    fails(cli_runner, [*common, "--lora-targets", ","], "--lora-targets names no module. E.g. --lora-targets "
+                                                      "q_proj,v_proj, or all-linear.")
+    fails(cli_runner, [*common, "--lora-targets", "nope_proj"], f"--lora-targets nope_proj names no module of the model "
+          f"({warm_tiny}). Name its linear layers, e.g. q_proj,v_proj, or all-linear.")
+    adapter = trl_run / "checkpoint-10"  # trained on the tests' 32-wide Llama, not the 96-wide tiny model
+    result = cli_runner.invoke(cli, [*map(str, common), "--init-adapter", str(adapter)])
+    err = " ".join(result.stderr.split())
+    assert result.exit_code == 1 and err.startswith("Error: --init-adapter does not fit the base model"), err
+    assert err.endswith("Use the adapter with the model it was trained on (its adapter_config.json names it).")
+    result = cli_runner.invoke(cli, ["eval", str(adapter), "--base", str(warm_tiny)])
+    err = " ".join(result.stderr.split())
+    assert result.exit_code == 1 and err.startswith("Error: the adapter does not fit the base model"), err

@@ -22,7 +22,7 @@ from nextx.train.callback import FINAL_ADAPTER, NExtCallback
 from nextx.train.config import GRPORunConfig
 from nextx.train.progress import ProgressCallback
 from nextx.train.quiet import quiet_transformers
-from nextx.train.runs import refuse_pickled_adapter
+from nextx.train.runs import load_adapter, refuse_pickled_adapter
 from nextx.train.scorer import TaskScorer
 from nextx.train.tasks import Task, get_task
 from nextx.train.tiny_model import tiny_model_path
@@ -91,7 +91,7 @@ def load_policy(config: GRPORunConfig, model_path: str):
                              "safetensors), which PEFT would drop", path=config.init_adapter,
                              hint="Export it as a plain adapter first: nextx extrapolate RUN -o OUT --method stay "
                                   "--ahead 0 (RUN cut at this checkpoint, e.g. with --checkpoint STEP=PATH).")
-        return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True), None
+        return load_adapter(PeftModel, model, config.init_adapter, "--init-adapter", is_trainable=True), None
     targets = config.lora_targets
     targets = targets[0] if targets in (["all-linear"], ("all-linear",)) else targets  # PEFT's shorthand is a string
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=targets,
@@ -178,10 +178,17 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
                                       verify=config.next_verify))
     if console is not None:
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=_reward_function(task, config.verifier, record), args=grpo_args(config),
-        train_dataset=dataset if dataset is not None else _dataset(config, task), processing_class=tokenizer, peft_config=lora, callbacks=callbacks,
-    )
+    try:
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=_reward_function(task, config.verifier, record), args=grpo_args(config),
+            train_dataset=dataset if dataset is not None else _dataset(config, task), processing_class=tokenizer,
+            peft_config=lora, callbacks=callbacks,
+        )
+    except ValueError as err:
+        if "target modules" not in str(err).lower():
+            raise
+        raise NextxError(f"--lora-targets {','.join(config.lora_targets)} names no module of the model",
+                         path=model_path, hint="Name its linear layers, e.g. q_proj,v_proj, or all-linear.") from None
     start = time.perf_counter()
     from transformers import PrinterCallback
 

@@ -25,6 +25,18 @@ def refuse_pickled_adapter(path: Path, allow_pickle: bool = False) -> None:
                          hint="Convert it to safetensors (PEFT: save_pretrained(..., safe_serialization=True)).")
 
 
+def load_adapter(peft_model, model, path, what: str, **kwargs):
+    """PEFT's PeftModel.from_pretrained, with an adapter of another model named as such (one line)."""
+    try:
+        return peft_model.from_pretrained(model, path, **kwargs)
+    except (RuntimeError, KeyError, ValueError) as err:
+        lines = str(err).strip().splitlines()
+        detail = next((line.strip() for line in lines if "size mismatch" in line or "not found" in line), "")
+        raise NextxError(f"{what} does not fit the base model" + (f": {detail[:160]}" if detail else ""), path=path,
+                         hint="Use the adapter with the model it was trained on (its adapter_config.json names it).") \
+            from None
+
+
 def apply_base_offsets(model, path: Path) -> None:
     """Add a checkpoint's accumulated base offsets (`nextx.io.offsets`) to the PEFT model's base weights."""
     offsets = read_offsets(path)
@@ -53,7 +65,7 @@ def load_for_eval(path: str | Path, base: str | Path | None = None):
         base = resolve_model(base) if base else None
         if base is None or not base.exists():
             raise NextxError("cannot find the adapter's base model", path=path, hint="Pass --base PATH or a Hub id.")
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), path)
+        model = load_adapter(PeftModel, AutoModelForCausalLM.from_pretrained(base), path, "the adapter")
         apply_base_offsets(model, path)
         tokenizer_dir = path if (path / "tokenizer_config.json").exists() else base
     elif has_full_weights(path):

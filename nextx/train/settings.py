@@ -100,6 +100,8 @@ class AdapterSettings:
     init_adapter: str | None = knob(None, "Start from this adapter.", path=True)
 
     def check_adapter(self) -> None:
+        if not [t for t in self.lora_targets if t.strip()]:
+            raise NextxError("--lora-targets names no module", hint="E.g. --lora-targets q_proj,v_proj, or all-linear.")
         if self.init_adapter is not None:
             from pathlib import Path
 
