@@ -479,3 +479,47 @@ def test_train_and_eval_name_a_model_mismatch_not_a_bug(cli_runner, tmp_path, wa
     result = cli_runner.invoke(cli, ["eval", str(adapter), "--base", str(warm_tiny)])
     err = " ".join(result.stderr.split())
     assert result.exit_code == 1 and err.startswith("Error: the adapter does not fit the base model"), err
+
+
+def test_force_never_replaces_a_directory_holding_the_runs_files_through_symlinks(cli_runner, tmp_path, trl_run):
+    """A checkpoint whose adapter file is a symlink into the output directory: --force would delete the
+    run's own weights, then read the output."""
+    run = tmp_path / "run"
+    shutil.copytree(trl_run, run)
+    out = tmp_path / "out"
+    out.mkdir()
+    weights = run / "checkpoint-20" / "adapter_model.safetensors"
+    shutil.move(weights, out / "held.safetensors")
+    weights.symlink_to(out / "held.safetensors")
+    fails(cli_runner, ["extrapolate", run, "-o", out, "--method", "linear", "--ahead", "10", "--force"],
+          f"the output would overwrite or add to the run it is read from ({out}). Write outside "
+          f"{out / 'held.safetensors'} (e.g. -o {out / 'held.safetensors-next'}).")
+    assert (out / "held.safetensors").is_file()
+
+
+def test_stale_temp_dirs_of_an_output_with_glob_characters_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from nextx.io.write import atomic_output_dir
+
+    out = tmp_path / "run[1]*"
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    (tmp_path / f".run[1]*.nextx-tmp-{dead}").mkdir()
+    with atomic_output_dir(out) as tmp:
+        (tmp / "x").write_text("1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run[1]*"]
+
+
+def test_zero3_partitioned_factors_name_the_fix(tmp_path, base_model):
+    import torch
+    from safetensors.torch import load_file as load
+
+    from nextx import load_run
+
+    run = make_lora_run(tmp_path / "run", base_model, [10], targets=["q_proj"])
+    path = run / "checkpoint-10" / "adapter_model.safetensors"
+    save_file({k: (torch.zeros(0) if "lora_A" in k else v) for k, v in load(path).items()}, path)
+    with pytest.raises(CheckpointError, match=r"its LoRA factors are empty .*stage3_gather_16bit_weights_on_model_save"):
+        load_run(run)

@@ -28,7 +28,11 @@ class NextxGroup(click.Group):
             console.print(f"[bold red]Error:[/] {safe_text(err.format())}", markup=True, soft_wrap=True, highlight=False)
             ctx.exit(1)
         except KeyboardInterrupt:
-            console.print("Interrupted; no partial output was left behind.")
+            if ctx.invoked_subcommand == "train":  # a run's checkpoints are its output as it goes
+                console.print("Interrupted; the checkpoints saved so far are kept (nextx train --resume continues a "
+                              "run trained with --save-state).")
+            else:
+                console.print("Interrupted; no partial output was left behind.")
             ctx.exit(130)
         except BrokenPipeError:  # stdout closed early (`nextx … | head`): not an error of ours
             _silence_stdout()

@@ -22,6 +22,7 @@ from nextx.io.discover import (
     lora_settings_for,
 )
 from nextx.io.hub import is_hub_url, resolve_hub_run, resolve_model
+from nextx.io.module_checks import check_base_shapes, check_same_modules
 from nextx.io.offsets import check_offsets_present, read_offsets
 from nextx.io.tensors import ShardedSafetensors, has_full_weights, open_tensor_file
 from nextx.lowrank import DenseStack, FactorStack
@@ -97,7 +98,8 @@ class Run:
             paths.append(Path(self.base))
         if not str(self.source).startswith("hf://") and Path(self.source).is_dir():
             paths.append(Path(self.source))
-        return [p.resolve() for p in paths]
+        linked = [f for p in paths if p.is_dir() for f in p.iterdir() if f.is_symlink()]  # files held elsewhere
+        return [p.resolve() for p in [*paths, *linked]]
 
     def prefix(self, count: int) -> Run:
         """The same run cut after its first ``count`` checkpoints (file handles shared)."""
@@ -229,6 +231,11 @@ def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run
         specs = {}
         for name, keys in sorted(names.items()):
             a_shape, b_shape = tensor_file.shape(keys["A"]), tensor_file.shape(keys["B"])
+            if 0 in (*a_shape, *b_shape):
+                raise CheckpointError(f"module {name}: its LoRA factors are empty (lora_A {list(a_shape)}, lora_B "
+                                      f"{list(b_shape)})", path=checkpoint.path,
+                                      hint="DeepSpeed ZeRO-3 saved them partitioned: train with "
+                                           '"stage3_gather_16bit_weights_on_model_save": true.')
             if len(a_shape) != 2 or len(b_shape) != 2:
                 raise CheckpointError(f"module {name}: LoRA factors must be 2-D, got lora_A {list(a_shape)} and "
                                       f"lora_B {list(b_shape)}", path=checkpoint.path)
@@ -255,45 +262,10 @@ def _load_lora_run(source, layout, found, base, lora_alpha, allow_pickle) -> Run
             reference = (checkpoint, specs, settings)
             run.modules, run.lora, run.passthrough_keys = specs, settings, other
             continue
-        _check_same_modules(reference[0], reference[1], checkpoint, specs)
+        check_same_modules(reference[0], reference[1], checkpoint, specs)
     if base is not None:
-        _check_base_shapes(run, base)
+        check_base_shapes(run, base)
     return run
-
-
-def _check_same_modules(ref_ckpt: Checkpoint, ref: dict, ckpt: Checkpoint, specs: dict) -> None:
-    if set(ref) != set(specs):
-        extra = sorted(set(specs) - set(ref))
-        missing = sorted(set(ref) - set(specs))
-        detail = "; ".join(
-            part for part in (f"adds {extra[0]}" if extra else "", f"lacks {missing[0]}" if missing else "") if part
-        )
-        raise CheckpointError(
-            f"checkpoint at step {ckpt.step} trains different modules than step {ref_ckpt.step} ({detail})",
-            path=ckpt.path,
-            hint="All checkpoints of a run must share target modules; pass the consistent ones with --checkpoint.",
-        )
-    for name, spec in specs.items():
-        if (spec.shape, spec.rank, spec.scaling) != (ref[name].shape, ref[name].rank, ref[name].scaling):
-            raise CheckpointError(
-                f"module {name} changes shape, rank or scaling between steps {ref_ckpt.step} and {ckpt.step}",
-                path=ckpt.path,
-            )
-
-
-def _check_base_shapes(run: Run, base: Path) -> None:
-    weights = ShardedSafetensors(base)
-    keys = set(weights.keys())
-    for name, spec in run.modules.items():
-        key = f"{name}.weight"
-        if key not in keys:
-            raise CheckpointError(f"base has no weight {key} for the adapter's module", path=base,
-                                  hint="Pass the base model the run was trained from with --base.")
-        if tuple(weights.shape(key)) != spec.shape:
-            raise CheckpointError(
-                f"shape of {key} is {list(weights.shape(key))} in the base but {list(spec.shape)} in the adapter",
-                path=base, hint="Pass the base model the run was trained from with --base.",
-            )
 
 
 def _load_full_run(source, layout, found, base) -> Run:

@@ -37,8 +37,9 @@ def remove_stale_siblings(out: Path) -> None:
     """Remove ``.OUT.nextx-{tmp,old,lock}-PID`` left by a process that was killed (kill -9, power loss)."""
     if not out.parent.is_dir():
         return
-    for sibling in out.parent.glob(f".{out.name}.nextx-*-*"):
-        kind, _, pid = sibling.name.removeprefix(f".{out.name}.nextx-").partition("-")
+    prefix = f".{out.name}.nextx-"  # compared as text: an -o with glob characters ([, *, ?) matches itself
+    for sibling in (p for p in out.parent.iterdir() if p.name.startswith(prefix)):
+        kind, _, pid = sibling.name.removeprefix(prefix).partition("-")
         if kind in ("tmp", "old", "lock") and pid.isdigit() and not _pid_alive(int(pid)):
             if sibling.is_dir() and not sibling.is_symlink():
                 shutil.rmtree(sibling, ignore_errors=True)
