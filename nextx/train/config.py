@@ -34,6 +34,7 @@ class GRPORunConfig(RunSettings):
         self.check_eval()
         self.check_dgo()
         self.check_adapter()
+        self.check_model()
         if self.steps < self.save_every:
             raise NextxError(f"--steps {self.steps} is less than --save-every {self.save_every}: the run would save "
                              "no checkpoint", hint=f"Use --save-every {self.steps} or less.")

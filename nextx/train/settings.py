@@ -65,17 +65,6 @@ class GRPOSettings:
     def check_grpo(self) -> None:
         if self.task is None and self.dataset is None:
             raise NextxError("give a built-in --task or a --dataset")
-        if self.task is None and self.model is None:
-            raise NextxError("--dataset needs --model: the embedded tiny model knows only the built-in tasks",
-                             hint="Pass --model PATH or a Hub id (OWNER/NAME).")
-        if self.model is not None:
-            from pathlib import Path
-
-            from nextx.io.hub import HUB_ID, is_hub_url
-
-            if not (Path(self.model).is_dir() or is_hub_url(self.model) or HUB_ID.fullmatch(self.model)):
-                raise NextxError("--model is neither a model directory nor a Hub id (OWNER/NAME)", path=self.model,
-                                 hint="Check the path, or pass the Hub id of the base model.")
         if self.num_generations < 2:
             raise NextxError(f"--num-generations {self.num_generations} gives GRPO no group to compare",
                              hint="Use at least 2 (8 is typical).")
@@ -88,6 +77,20 @@ class GRPOSettings:
 
             if importlib.util.find_spec("math_verify") is None:
                 raise NextxError("--verifier math needs the math-verify package", hint="pip install math-verify")
+
+    def check_model(self) -> None:
+        """The model given is a directory or a Hub id (checked after the other settings)."""
+        if self.task is None and self.model is None:
+            raise NextxError("--dataset needs --model: the embedded tiny model knows only the built-in tasks",
+                             hint="Pass --model PATH or a Hub id (OWNER/NAME).")
+        if self.model is not None:
+            from pathlib import Path
+
+            from nextx.io.hub import HUB_ID, is_hub_url
+
+            if not (Path(self.model).is_dir() or is_hub_url(self.model) or HUB_ID.fullmatch(self.model)):
+                raise NextxError("--model is neither a model directory nor a Hub id (OWNER/NAME)", path=self.model,
+                                 hint="Check the path, or pass the Hub id of the base model.")
 
 
 @dataclass
