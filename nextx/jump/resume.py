@@ -30,9 +30,13 @@ def restore(engine, run_dir: Path, step: int, live, max_steps: int | None, write
         jumps = [j for j in read_jump_log(run_dir) if j["step"] < step] or read_offset_jumps(kept[-1][1])
         offsets = run.checkpoint_offsets(len(kept) - 1)
         additions = read_base_history(kept[-1][1])
-        state = (offsets, jumps, additions if additions is not None else ([dict(offsets)] if offsets else []))
         engine.history.extend_from_run(run)
-    offsets, jumps, additions = engine.collective.broadcast(state)
+        state = (offsets, jumps, additions if additions is not None else ([dict(offsets)] if offsets else []),
+                 engine.history.specs, engine.history.snapshots[-1])
+    offsets, jumps, additions, specs, latest = engine.collective.broadcast(state)
+    if engine.collective.rank != 0:  # the other ranks keep the resume step's factors (what a jump there reads)
+        engine.history.specs = engine.history.specs or specs
+        engine.history.snapshots = [latest]
     specs = live.specs()
     unknown = sorted({name for changes in additions for name in changes} - set(specs))
     if unknown:

@@ -125,20 +125,34 @@ def _train_step(model, peft_model, live, wrap: str, step: int) -> None:
                 param.add_(0.01 * step)
 
 
-def trl_run(out: Path, model_path: str) -> None:
+def trl_run(out: Path, model_path: str, stage: str = "whole") -> None:
+    """nextx's GRPO trainer (DDP) with offset jumps at steps 2, 3 and 4 of 5. ``stage``: whole; cut (stopped
+    after the save at step 3); resumed (the cut run continued from its checkpoint-3). Each rank writes the
+    weights step 4 trains from (``rank<r>-at3``) and its final ones (``rank<r>``)."""
     from transformers import TrainerCallback
 
     from nextx.train.config import GRPORunConfig
     from nextx.train.grpo import train
 
     class Dump(TrainerCallback):
-        def on_train_end(self, args, state, control, model=None, **kwargs):
-            save_file(effective(model), out / f"rank{state.process_index if hasattr(state, 'process_index') else os.environ['RANK']}.safetensors")
+        def on_save(self, args, state, control, **kwargs):
+            if stage == "cut" and state.global_step == 3:
+                control.should_training_stop = True
+            return control
 
-    config = GRPORunConfig(output_dir=str(out / "run"), model=model_path, task="addition", steps=4, save_every=1,
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 3:  # the weights training continues from after the jump at step 3
+                save_file(effective(model), out / f"rank{os.environ['RANK']}-at3.safetensors")
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            save_file(effective(model), out / f"rank{os.environ['RANK']}.safetensors")
+
+    config = GRPORunConfig(output_dir=str(out / "run"), model=model_path, task="addition", steps=5, save_every=1,
                            prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8, learning_rate=3e-3,
-                           next_at=2, next_every=1, next_method="linear", next_ahead=1, next_horizon=1)
-    train(config, callbacks=[Dump()], log=lambda m: print(f"rank {os.environ['RANK']}: {m}", flush=True))
+                           next_at=None if os.environ.get("NEXTX_RANKS_NO_JUMPS") else 2, next_every=1,
+                           next_method="linear", next_ahead=1, next_horizon=1, save_state=True)
+    train(config, callbacks=[Dump()], log=lambda m: print(f"rank {os.environ['RANK']}: {m}", flush=True),
+          resume=stage == "resumed")
 
 
 def check_ranks(out: Path, wrap: str) -> list[str]:
@@ -163,4 +177,7 @@ def check_ranks(out: Path, wrap: str) -> list[str]:
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], Path(sys.argv[2])
-    trl_run(out, sys.argv[3]) if mode == "trl" else engine_run(out, {"engine": "none"}.get(mode, mode))
+    if mode == "trl":
+        trl_run(out, sys.argv[3], *sys.argv[4:5])
+    else:
+        engine_run(out, {"engine": "none"}.get(mode, mode))
