@@ -22,7 +22,7 @@ _EXPORTS = {  # public name → the module that defines it
     "backtest": "nextx.backtesting",
     "extrapolate": "nextx.extrapolation",
     "fit": "nextx.fitting", "load_predictor": "nextx.fitting", "save_predictor": "nextx.fitting",
-    "pull": "nextx.io.hub",
+    "pull": "nextx.io.pull",
     "Run": "nextx.io.run", "load_run": "nextx.io.run",
     "top_singular_triplet": "nextx.lowrank",
     "Trajectories": "nextx.trajectory", "trajectories": "nextx.trajectory",

@@ -12,7 +12,6 @@ W₀ + (Ŵ − W₀) tensor by tensor into sharded safetensors.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from safetensors.torch import save_file
 
 from nextx.errors import NextxError, PredictorError
 from nextx.fitting import check_predictor_matches
-from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX, lora_pair
+from nextx.io.adapter import ADAPTER_CONFIG, KEY_PREFIX, adapter_config, lora_pair
 from nextx.io.merged import plan_merged, set_config_dtype
 from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
@@ -149,7 +148,7 @@ class Extrapolation:
         for key in self.run.passthrough_keys:  # modules_to_save and other extras: as in W_T
             tensors[key] = self.run.checkpoint_tensor(last, key).contiguous()
         save_file(tensors, directory / "adapter_model.safetensors", metadata={"format": "pt"})
-        write_json(directory / ADAPTER_CONFIG, _adapter_config(settings, ranks, scalings))
+        write_json(directory / ADAPTER_CONFIG, adapter_config(settings, ranks, scalings))
         return errors
 
     # -- merged weights -------------------------------------------------------------------------
@@ -221,25 +220,6 @@ class Extrapolation:
             self.save_merged(tmp / "merged", base=base, shard_size=shard_size, dtype=dtype)
             write_provenance(tmp, self._record("both"))  # a card at the top too
         return {"adapter": Path(out) / "adapter", "merged": Path(out) / "merged"}
-
-
-def _adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float]) -> dict:
-    """adapter_config.json for the new ranks: r / lora_alpha for the most common (rank, scaling),
-    exact per-module rank_pattern / alpha_pattern entries (regex-escaped paths) for the rest."""
-    def alpha_for(rank: int, scaling: float) -> float:
-        return scaling * (math.sqrt(rank) if settings.use_rslora else rank)
-
-    pairs = [(ranks[n], scalings[n]) for n in ranks]
-    common_rank, common_scaling = max(set(pairs), key=pairs.count)
-    rank_pattern, alpha_pattern = {}, {}
-    for name in ranks:
-        if (ranks[name], scalings[name]) != (common_rank, common_scaling):
-            rank_pattern[re.escape(name)] = ranks[name]
-            alpha_pattern[re.escape(name)] = alpha_for(ranks[name], scalings[name])
-    config = dict(settings.raw)
-    config.update(r=common_rank, lora_alpha=alpha_for(common_rank, common_scaling), rank_pattern=rank_pattern,
-                  alpha_pattern=alpha_pattern, inference_mode=False, use_dora=False)
-    return config
 
 
 def capped(stack, update: FactoredUpdate, last: int, cap: float) -> FactoredUpdate:

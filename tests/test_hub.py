@@ -8,7 +8,8 @@ from hub_server import TOKEN, HubState, start_server
 
 from nextx import load_run
 from nextx.cli.main import cli
-from nextx.io.hub import parse_hub_url, pull
+from nextx.io.hub import parse_hub_url
+from nextx.io.pull import pull
 
 NEEDED = ("adapter_model.safetensors", "adapter_config.json", "trainer_state.json")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from nextx.cli.common import emit_json
-from nextx.io.hub import HUB_LAYOUTS, parse_steps, pull
+from nextx.io.hub import HUB_LAYOUTS, parse_steps
+from nextx.io.pull import pull
 
 
 @click.command("pull")

@@ -70,13 +70,14 @@ def _silence_stdout() -> None:
 
 
 def _register() -> None:
+    from nextx.cli.demo import demo_cmd
     from nextx.cli.dgo import dgo_group
     from nextx.cli.export import export_cmd
     from nextx.cli.extrapolate import extrapolate_cmd
     from nextx.cli.fit import backtest_cmd, fit_cmd
     from nextx.cli.hub import pull_cmd
     from nextx.cli.inspect import inspect
-    from nextx.cli.train import demo_cmd, eval_cmd, train_cmd
+    from nextx.cli.train import eval_cmd, train_cmd
 
     for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd, export_cmd, pull_cmd, train_cmd, eval_cmd,
                     demo_cmd, dgo_group):

@@ -184,3 +184,22 @@ def lora_pair(left: torch.Tensor, right: torch.Tensor, scaling: float, fan_in_fa
     if fan_in_fan_out:
         return right.T / scaling, left.T
     return left / scaling, right
+
+
+def adapter_config(settings, ranks: dict[str, int], scalings: dict[str, float]) -> dict:
+    """adapter_config.json for the new ranks: r / lora_alpha for the most common (rank, scaling),
+    exact per-module rank_pattern / alpha_pattern entries (regex-escaped paths) for the rest."""
+    def alpha_for(rank: int, scaling: float) -> float:
+        return scaling * (math.sqrt(rank) if settings.use_rslora else rank)
+
+    pairs = [(ranks[n], scalings[n]) for n in ranks]
+    common_rank, common_scaling = max(set(pairs), key=pairs.count)
+    rank_pattern, alpha_pattern = {}, {}
+    for name in ranks:
+        if (ranks[name], scalings[name]) != (common_rank, common_scaling):
+            rank_pattern[re.escape(name)] = ranks[name]
+            alpha_pattern[re.escape(name)] = alpha_for(ranks[name], scalings[name])
+    config = dict(settings.raw)
+    config.update(r=common_rank, lora_alpha=alpha_for(common_rank, common_scaling), rank_pattern=rank_pattern,
+                  alpha_pattern=alpha_pattern, inference_mode=False, use_dora=False)
+    return config

@@ -167,15 +167,7 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     model, lora = load_policy(config, model_path)
     callbacks = list(callbacks or [])
     if config.next_at is not None:
-        hparams = config.method_hparams()
-        scorer = None
-        if config.next_select == "reward":
-            scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
-        callbacks.append(NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead,
-                                      config.next_horizon, hparams, select=config.next_select, scorer=scorer, apply=config.next_apply,
-                                      cap=config.next_cap, damping=config.next_damping, log=log,
-                                      velocity=config.next_velocity, adaptive=config.next_adaptive,
-                                      verify=config.next_verify))
+        callbacks.append(jump_callback(config, task, model_path, log))
     if console is not None:
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     try:
@@ -207,6 +199,17 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     if trainer.is_world_process_zero():
         (result.path / RECORD_FILE).write_text(json.dumps(result.record, indent=2))
     return result
+
+
+def jump_callback(config: GRPORunConfig, task: Task | None, model_path: str, log) -> NExtCallback:
+    """NExt in the loop as the run's jump settings say (the task's verifier scores reward selection)."""
+    scorer = None
+    if config.next_select == "reward":
+        scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
+    return NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead, config.next_horizon,
+                        config.method_hparams(), select=config.next_select, scorer=scorer, apply=config.next_apply,
+                        cap=config.next_cap, damping=config.next_damping, log=log, velocity=config.next_velocity,
+                        adaptive=config.next_adaptive, verify=config.next_verify)
 
 
 def resume_checkpoint(run_dir: Path, resume: str | Path | bool) -> Path:
