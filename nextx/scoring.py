@@ -148,6 +148,14 @@ class CommandScorer(_AdapterScorer):
         if "{path}" not in template:
             raise ScoreError(f"--eval-cmd {template!r} has no {{path}}",
                              hint="Example: --eval-cmd 'python my_eval.py {path}'")
+        try:
+            words = shlex.split(template)
+        except ValueError as err:  # an unbalanced quote
+            raise ScoreError(f"--eval-cmd {template!r} cannot be split into words: {err}",
+                             hint="Balance its quotes, e.g. --eval-cmd 'python my_eval.py {path}'") from None
+        if not words or words[0] == "{path}":
+            raise ScoreError(f"--eval-cmd {template!r} names no command before {{path}}",
+                             hint="Example: --eval-cmd 'python my_eval.py {path}'")
         self.template, self.timeout, self.name = template, timeout, template
 
     def score_path(self, path: Path) -> Score:

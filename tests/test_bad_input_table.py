@@ -134,6 +134,12 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
                                        "20={run}/checkpoint-10"], 1,
                                 "steps 10 and 20 name the same directory ({run}/checkpoint-10). Give each --checkpoint "
                                 "its own directory."),
+    "eval-cmd unbalanced quote": (None, [*X, "--select", "reward", "--eval-cmd", "python 'e.py {path}"], 1,
+                                  "--eval-cmd \"python 'e.py {path}\" cannot be split into words: No closing "
+                                  "quotation. Balance its quotes, e.g. --eval-cmd 'python my_eval.py {path}'"),
+    "eval-cmd path alone": (None, [*X, "--select", "reward", "--eval-cmd", "{path}"], 1,
+                            "--eval-cmd '{path}' names no command before {path}. Example: --eval-cmd 'python "
+                            "my_eval.py {path}'"),
     "pull steps x": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps", "10:x"],
                      1, "--steps '10:x' is not a list of steps. Use START:STOP:EVERY (e.g. 10:150:10) or a "
                         "comma-separated list of steps."),

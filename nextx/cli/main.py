@@ -91,9 +91,16 @@ def _interrupt(signum, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on the stderr console ("Warning: …"), never nextx's source path."""
+    console.print(f"[yellow]Warning:[/] {safe_text(str(message))}", markup=True, soft_wrap=True, highlight=False)
+
+
 def main() -> None:
     import signal
+    import warnings
 
+    warnings.showwarning = _warning_line
     for name in ("SIGTERM", "SIGHUP"):  # like Ctrl-C: outputs in progress are removed, exit 130
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _interrupt)
