@@ -269,9 +269,9 @@ def test_full_default_demo_command(tmp_path, nextx_cache, cli_runner):
     result = cli_runner.invoke(cli, ["demo", "-o", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert report["seeds"] == [0, 1, 2, 3, 4] and (tmp_path / "demo" / "accuracy.png").exists()
+    assert report["seeds"] == [0, 1, 2, 3] and (tmp_path / "demo" / "accuracy.png").exists()
     assert len(report["steps_saved_ci95"]) == 2 and "95% CI" in report["headline"]
-    for seed in map(str, range(5)):  # a real RLVR curve: exact accuracy rises through the run
+    for seed in map(str, range(4)):  # a real RLVR curve: exact accuracy rises through the run
         vanilla = report["accuracy"][seed]["vanilla"]
         assert vanilla["400"] - vanilla["0"] >= 0.05
 
