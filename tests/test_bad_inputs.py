@@ -523,3 +523,34 @@ def test_zero3_partitioned_factors_name_the_fix(tmp_path, base_model):
     save_file({k: (torch.zeros(0) if "lora_A" in k else v) for k, v in load(path).items()}, path)
     with pytest.raises(CheckpointError, match=r"its LoRA factors are empty .*stage3_gather_16bit_weights_on_model_save"):
         load_run(run)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real 16 KiB tmpfs (needs root or CAP_SYS_ADMIN; skipped, never faked, elsewhere)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_gets_one_line_and_leaves_nothing(cli_runner, trl_run, full_disk):
+    out = full_disk / "out"
+    fails(cli_runner, ["extrapolate", trl_run, "-o", out, "--method", "linear", "--ahead", "10"],
+          f"cannot write the output: No space left on device ({out}). Free disk space or choose a writable -o; "
+          "nothing partial was left behind.")
+    assert list(full_disk.iterdir()) == []
+
+
+def test_train_on_a_full_disk_removes_the_partial_checkpoint(cli_runner, warm_tiny, full_disk):
+    pytest.importorskip("trl")
+    run = full_disk / "run"
+    fails(cli_runner, ["train", "-o", run, "--model", warm_tiny, "--steps", "2", "--save-every", "1",
+                       "--prompts-per-step", "4", "--num-generations", "4"],
+          f"cannot write checkpoint-1: No space left on device ({run}). Free disk space and resume (nextx train "
+          "--resume with --save-state) or train again; the partial checkpoint was removed.")
+    assert not (run / "checkpoint-1").exists()

@@ -16,6 +16,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from nextx.errors import NextxError, OutputExistsError
 
 COPY_FROM_BASE = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -122,13 +124,23 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
 @contextlib.contextmanager
 def _io_errors(out: Path) -> Iterator[None]:
     """A disk full, read-only or permission error while writing: one line naming the output."""
+    hint = "Free disk space or choose a writable -o; nothing partial was left behind."
     try:
         yield
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR):
             raise
-        raise NextxError(f"cannot write the output: {err.strerror}", path=out,
-                         hint="Free disk space or choose a writable -o; nothing partial was left behind.") from None
+        raise NextxError(f"cannot write the output: {err.strerror}", path=out, hint=hint) from None
+    except SafetensorError as err:  # safetensors' own writer reports the OS error in its text
+        reason = next((text for code, text in _OS_ERRORS.items()
+                       if f"(os error {code})" in str(err) or f"code: {code}," in str(err)), None)
+        if reason is None:
+            raise
+        raise NextxError(f"cannot write the output: {reason}", path=out, hint=hint) from None
+
+
+_OS_ERRORS = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded",
+              errno.EROFS: "Read-only file system", errno.EACCES: "Permission denied"}
 
 
 def _replace(tmp: Path, out: Path, force: bool) -> None:

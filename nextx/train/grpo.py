@@ -7,7 +7,9 @@ fp32. Multi-GPU: ``accelerate launch -m nextx.cli.main train ...``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +192,7 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.output_dir) / RECORD_FILE).write_text(json.dumps(TrainResult(
             Path(config.output_dir), model_path, config=config.to_dict()).record, indent=2))
-    with free_core_threads():  # a busy machine's default pool can make a small run 20× slower
+    with free_core_threads(), partial_checkpoint_removed(trainer, Path(config.output_dir)):
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     out = Path(config.output_dir)
     final = out / FINAL_ADAPTER
@@ -199,6 +201,28 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     if trainer.is_world_process_zero():
         (result.path / RECORD_FILE).write_text(json.dumps(result.record, indent=2))
     return result
+
+
+@contextlib.contextmanager
+def partial_checkpoint_removed(trainer, run_dir: Path):
+    """A disk that fills (or turns read-only) while a checkpoint is saved: that checkpoint is removed —
+    never left to read as a complete one — and the error is one line; earlier checkpoints stay."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as err:
+        text = getattr(err, "strerror", None) or str(err)
+        if not any(word in text for word in ("No space left", "Disk quota", "Read-only file system")):
+            raise
+        partial = run_dir / f"checkpoint-{trainer.state.global_step}"
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        reason = next(w for w in ("No space left on device", "Disk quota exceeded", "Read-only file system")
+                      if w.split()[0] in text)
+        raise NextxError(f"cannot write checkpoint-{trainer.state.global_step}: {reason}", path=run_dir,
+                         hint="Free disk space and resume (nextx train --resume with --save-state) or train again; "
+                              "the partial checkpoint was removed.") from None
 
 
 def jump_callback(config: GRPORunConfig, task: Task | None, model_path: str, log) -> NExtCallback:
