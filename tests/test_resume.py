@@ -133,3 +133,22 @@ def test_offset_checkpoints_are_flagged_exported_plain_and_never_read_without_th
                                   f"({out / 'checkpoint-4'}). It was interrupted while saving: delete it (and later "
                                   "ones) and resume from the one before."):
         load_run(out)
+
+
+def test_init_adapter_with_an_offset_is_refused_with_a_hint_that_works_as_written(tmp_path, warm_tiny, cli_runner):
+    import shlex
+
+    from nextx.cli.main import cli
+
+    out = train(_config(tmp_path / "run", warm_tiny, steps=4, next_every=1, save_state=False), log=lambda m: None).path
+    checkpoint = out / "checkpoint-3"
+    with pytest.raises(NextxError) as refused:
+        train(_config(tmp_path / "again", warm_tiny, init_adapter=str(checkpoint), steps=1, next_at=None),
+              log=lambda m: None)
+    hint = str(refused.value.hint)
+    plain = tmp_path / "run-checkpoint-3-plain"
+    assert hint == f"Export it as a plain adapter first: nextx export {checkpoint} -o {plain}"
+    command = shlex.split(hint.split(": ", 1)[1])
+    result = cli_runner.invoke(cli, command[1:])  # the hint, as written
+    assert result.exit_code == 0, result.output
+    train(_config(tmp_path / "again", warm_tiny, init_adapter=str(plain), steps=1, next_at=None), log=lambda m: None)

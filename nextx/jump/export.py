@@ -21,7 +21,7 @@ NOTE_FILE = "NEXTX-BASE-OFFSET.md"
 NOTE = (f"# Not a plain PEFT adapter\n\nThis checkpoint's weights are W0 + offset + s*B*A: nextx folded in-loop "
         f"jumps into the frozen base, and `{OFFSET_FILE}` holds that offset. PEFT, vLLM and other plain "
         "loaders read only s*B*A and miss it. Every nextx command reads it; for any other loader write a plain "
-        "adapter of the true weights first:\n\n    nextx export {path} -o {path}-plain\n")
+        "adapter of the true weights first:\n\n    nextx export {path} -o {plain}\n")
 
 
 def plain_adapter(run: Run, out: Path, *, force: bool = False, within_run: bool = False) -> Path:
@@ -44,10 +44,11 @@ def checkpoint_run(checkpoint: Path) -> Run:
 
 def mark_offset_checkpoint(checkpoint: Path) -> None:
     """Say in the checkpoint's README and beside its adapter_config.json that PEFT alone misses its offset."""
-    note = NOTE.format(path=checkpoint)
+    plain = checkpoint.parent.with_name(f"{checkpoint.parent.name}-{checkpoint.name}-plain")
+    note = NOTE.format(path=checkpoint, plain=plain)
     (checkpoint / NOTE_FILE).write_text(note)
     readme = checkpoint / "README.md"
     text = readme.read_text() if readme.is_file() else ""
     if NOTE_FILE not in text:
         readme.write_text(f"> **Not a plain PEFT adapter** — see {NOTE_FILE}: load it with nextx, or run "
-                          f"`nextx export {checkpoint} -o {checkpoint}-plain`.\n\n" + text)
+                          f"`nextx export {checkpoint} -o {plain}`.\n\n" + text)

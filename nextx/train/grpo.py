@@ -78,6 +78,11 @@ def _dataset(config: GRPORunConfig, task: Task | None):
         {config.prompt_column: "prompt", config.answer_column: "answer"})
 
 
+def plain_export_path(checkpoint: Path) -> Path:
+    """Where the hint exports a checkpoint: beside its run, never inside it (RUN-checkpoint-N-plain)."""
+    return checkpoint.resolve().parent.with_name(f"{checkpoint.resolve().parent.name}-{checkpoint.name}-plain")
+
+
 def load_policy(config: GRPORunConfig, model_path: str):
     """The model to train: base + new LoRA (peft_config) or base + ``init_adapter`` (trainable)."""
     from peft import LoraConfig, PeftModel
@@ -91,8 +96,8 @@ def load_policy(config: GRPORunConfig, model_path: str):
         if has_offset(config.init_adapter):
             raise NextxError("this checkpoint's weights include jumps folded into the base (nextx_base_offset."
                              "safetensors), which PEFT would drop", path=config.init_adapter,
-                             hint="Export it as a plain adapter first: nextx extrapolate RUN -o OUT --method stay "
-                                  "--ahead 0 (RUN cut at this checkpoint, e.g. with --checkpoint STEP=PATH).")
+                             hint=f"Export it as a plain adapter first: nextx export {config.init_adapter} -o "
+                                  f"{plain_export_path(Path(config.init_adapter))}")
         return load_adapter(PeftModel, model, config.init_adapter, "--init-adapter", is_trainable=True), None
     targets = config.lora_targets
     targets = targets[0] if targets in (["all-linear"], ("all-linear",)) else targets  # PEFT's shorthand is a string
