@@ -26,7 +26,7 @@ from nextx.io.merged import plan_merged, set_config_dtype
 from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
 from nextx.io.shards import ShardedWriter
-from nextx.io.tensors import checked
+from nextx.io.tensors import cast_checked, checked
 from nextx.io.write import atomic_output_dir, copy_model_files, parse_size, write_json
 from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate, update_inner
 from nextx.predictors import ModuleContext, Prediction, Predictor
@@ -190,7 +190,7 @@ class Extrapolation:
                 else:  # full runs' 1-D and other non-decomposed tensors as in W_T; the rest as in the base
                     tensor = plan.source(key).get(plan.stored(key), check=True)  # a NaN is refused, not copied
                     if tensor.dtype != entry.dtype:  # a down-cast may overflow to Inf
-                        tensor = checked(tensor.to(entry.dtype), key, base)
+                        tensor = cast_checked(tensor, entry.dtype, key, base)
                 writer.add(key, tensor)
             writer.close()
 

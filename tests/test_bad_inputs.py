@@ -554,3 +554,18 @@ def test_train_on_a_full_disk_removes_the_partial_checkpoint(cli_runner, warm_ti
           f"cannot write checkpoint-1: No space left on device ({run}). Free disk space and resume (nextx train "
           "--resume with --save-state) or train again; the partial checkpoint was removed.")
     assert not (run / "checkpoint-1").exists()
+
+
+def test_a_finite_base_tensor_that_overflows_float16_is_named_not_blamed_on_the_run(cli_runner, tmp_path, trl_run,
+                                                                                    base_model):
+    base = tmp_path / "base"
+    shutil.copytree(base_model, base)
+    tensors = load_file(base / "model.safetensors")
+    tensors["model.embed_tokens.weight"] = torch.full_like(tensors["model.embed_tokens.weight"], 1e6)
+    save_file(tensors, base / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "out"
+    fails(cli_runner, ["extrapolate", trl_run, "-o", out, "--method", "linear", "--ahead", "10", "--format", "merged",
+                       "--base", base, "--dtype", "float16"],
+          f"tensor model.embed_tokens.weight does not fit float16: its values reach 1e+06 ({base}). Write --dtype "
+          "float32 or bfloat16.")
+    assert not out.exists()

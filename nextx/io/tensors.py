@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from nextx.errors import CheckpointError, UnsupportedAdapterError
+from nextx.errors import CheckpointError, NextxError, UnsupportedAdapterError
 from nextx.io.jsonfile import read_json
 
 WEIGHTS_FILE = "model.safetensors"
@@ -208,6 +208,17 @@ def checked(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
             f"tensor {key} contains NaN or Inf", path=path, hint="The run diverged or the file is damaged; drop this checkpoint."
         )
     return tensor
+
+
+def cast_checked(tensor: torch.Tensor, dtype: torch.dtype, key: str, path: Path) -> torch.Tensor:
+    """A finite tensor cast to ``dtype``; NextxError naming the overflow (not a diverged run) when its
+    values do not fit there."""
+    cast = tensor.to(dtype)
+    if cast.is_floating_point() and not math.isfinite(float(cast.sum())) and not bool(torch.isfinite(cast).all()):
+        largest = float(tensor.abs().max())
+        raise NextxError(f"tensor {key} does not fit {str(dtype).removeprefix('torch.')}: its values reach "
+                         f"{largest:.4g}", path=path, hint="Write --dtype float32 or bfloat16.")
+    return cast
 
 
 def first_line(err: BaseException) -> str:
