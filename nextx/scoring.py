@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nextx.errors import NextxError
+from nextx.io.write import pid_alive
 
 
 class ScoreError(NextxError):
@@ -92,12 +93,25 @@ class _AdapterScorer:
     name = "adapter"
 
     def score(self, candidate) -> Score:
-        with tempfile.TemporaryDirectory(prefix="nextx-candidate-") as tmp:
+        import os
+
+        remove_stale_candidates()
+        with tempfile.TemporaryDirectory(prefix=f"nextx-candidate-{os.getpid()}-") as tmp:
             path = candidate.save_adapter(Path(tmp) / "adapter")
             return self.score_path(path)
 
     def score_path(self, path: Path) -> Score:
         raise NotImplementedError
+
+
+def remove_stale_candidates() -> None:
+    """Remove ``$TMPDIR/nextx-candidate-PID-*`` left by a nextx that was killed (its PID is gone)."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob("nextx-candidate-*-*"):
+        pid = folder.name.removeprefix("nextx-candidate-").partition("-")[0]
+        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class FunctionScorer(_AdapterScorer):

@@ -3,6 +3,7 @@ worse model — with the real embedded model and verifier where it matters."""
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -196,3 +197,19 @@ def test_a_failing_or_broken_user_evaluation_is_its_error_not_a_nextx_bug(tmp_pa
     with raises_whole(ScoreError, "--eval raising_eval:score raised RuntimeError: no GPU. Fix the evaluation function "
                                   "(it gets the candidate adapter's directory)."):
         FunctionScorer("raising_eval:score").score_path(tmp_path)
+
+
+def test_candidate_dirs_of_a_killed_nextx_are_removed_by_the_next_evaluation(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from nextx.scoring import remove_stale_candidates
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stale, mine = tmp_path / f"nextx-candidate-{dead}-abc", tmp_path / f"nextx-candidate-{os.getpid()}-xyz"
+    for folder in (stale, mine):
+        (folder / "adapter").mkdir(parents=True)
+    remove_stale_candidates()
+    assert not stale.exists() and mine.exists()

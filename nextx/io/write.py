@@ -25,7 +25,7 @@ COPY_FROM_BASE = ("config.json", "generation_config.json", "tokenizer.json", "to
                   "added_tokens.json")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -42,7 +42,7 @@ def remove_stale_siblings(out: Path) -> None:
     prefix = f".{out.name}.nextx-"  # compared as text: an -o with glob characters ([, *, ?) matches itself
     for sibling in (p for p in out.parent.iterdir() if p.name.startswith(prefix)):
         kind, _, pid = sibling.name.removeprefix(prefix).partition("-")
-        if kind in ("tmp", "old", "lock") and pid.isdigit() and not _pid_alive(int(pid)):
+        if kind in ("tmp", "old", "lock") and pid.isdigit() and not pid_alive(int(pid)):
             if sibling.is_dir() and not sibling.is_symlink():
                 shutil.rmtree(sibling, ignore_errors=True)
             else:
