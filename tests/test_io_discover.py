@@ -251,3 +251,27 @@ def test_rank_zero_is_named_as_such(tmp_path, base_model):
     with raises_whole(NextxError, f"adapter_config.json has r = 0, not a positive integer ({config}). Set \"r\" to the "
                                   "LoRA rank the adapter was trained with."):
         load_run(tmp_path / "run")
+
+
+def test_an_unreadable_directory_is_one_line_naming_it(tmp_path, base_model, monkeypatch):
+    """(Root reads everything: the denial is simulated where the OS would raise it.)"""
+    from pathlib import Path
+
+    from nextx.io.discover import discover_checkpoints
+
+    make_lora_run(tmp_path / "run", base_model, [10, 20])
+    locked = tmp_path / "run" / "checkpoint-20"
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self, **k: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", str(self))) if locked in self.parents else real_exists(self, **k))
+    with raises_whole(NextxError, f"cannot read {locked / 'adapter_config.json'}: Permission denied ({tmp_path / 'run'}). "
+                                  "Check the run's permissions (it must be readable by this user)."):
+        discover_checkpoints(tmp_path / "run")

@@ -102,7 +102,16 @@ def _matches(root: Path, layout: str) -> list[tuple[int, Path]]:
 
 
 def discover_checkpoints(root: Path, layout: str = "auto") -> tuple[str, list[Checkpoint]]:
-    """(layout, checkpoints sorted by step) for a run directory."""
+    """(layout, checkpoints sorted by step) for a run directory; an unreadable directory in it is one
+    line naming it."""
+    try:
+        return _discover(root, layout)
+    except PermissionError as err:
+        raise RunLayoutError(f"cannot read {err.filename or root}: {err.strerror}", path=root,
+                             hint="Check the run's permissions (it must be readable by this user).") from None
+
+
+def _discover(root: Path, layout: str) -> tuple[str, list[Checkpoint]]:
     if not root.exists():
         raise RunLayoutError("run directory does not exist", path=root)
     if not root.is_dir():
