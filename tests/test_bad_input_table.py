@@ -32,6 +32,7 @@ def _state(run, text):
 
 X = ["extrapolate", "{run}", "-o", "{out}", "--method", "linear", "--ahead", "10"]
 MERGED = [*X, "--format", "merged", "--base", "{base}"]
+PULL_STEPS = ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps"]
 CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr after "Error: ")
     "config is a list": (lambda r, t: _configs(r, lambda c: [1, 2]), ["inspect", "{run}"], 1,
                          "adapter_config.json is not a JSON object ({run}/checkpoint-10/adapter_config.json). "
@@ -140,16 +141,10 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
     "eval-cmd path alone": (None, [*X, "--select", "reward", "--eval-cmd", "{path}"], 1,
                             "--eval-cmd '{path}' names no command before {path}. Example: --eval-cmd 'python "
                             "my_eval.py {path}'"),
-    "pull steps x": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps", "10:x"],
-                     1, "--steps '10:x' is not a list of steps. Use START:STOP:EVERY (e.g. 10:150:10) or a "
-                        "comma-separated list of steps."),
-    "pull steps every 0": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps",
-                                  "10:50:0"], 1, "--steps '10:50:0' is not a list of steps. Use START:STOP:EVERY (e.g. "
-                                                 "10:150:10) or a comma-separated list of steps."),
-    "pull steps 10^9": (None, ["pull", "org/run", "-o", "{out}", "--repo-template", "org/run-{{step}}", "--steps",
-                               "0:1000000000:1"], 1, "--steps '0:1000000000:1' lists more than 10,000 steps. Use "
-                                                     "START:STOP:EVERY (e.g. 10:150:10) or a comma-separated list of "
-                                                     "steps."),
+    **{f"pull steps {spec}": (None, [*PULL_STEPS, spec], 1, f"--steps {spec!r} {reason}. Use START:STOP:EVERY (e.g. "
+                                                             "10:150:10) or a comma-separated list of steps.")
+       for spec, reason in (("10:x", "is not a list of steps"), ("10:50:0", "is not a list of steps"),
+                            ("0:1000000000:1", "lists more than 10,000 steps"))},
     "eval not module:function": (None, [*X, "--select", "reward", "--eval", "my_eval"], 1,
                                  "--eval 'my_eval' is not of the form package.module:function. Example: --eval "
                                  "my_evals.math:score"),
