@@ -27,7 +27,7 @@ from nextx.io.provenance import write_provenance
 from nextx.io.run import Run
 from nextx.io.shards import ShardedWriter
 from nextx.io.tensors import cast_checked, checked
-from nextx.io.write import atomic_output_dir, copy_model_files, parse_size, write_json
+from nextx.io.write import atomic_output_dir, copy_model_files, overlaps, parse_size, write_json
 from nextx.lowrank import FactoredUpdate, FactorStack, dense_of, factors_of, truncate, update_inner
 from nextx.predictors import ModuleContext, Prediction, Predictor
 from nextx.trajectory import Trajectories, module_trajectory
@@ -244,7 +244,7 @@ def check_output_path(run: Run, out: str | Path, *, within_run: bool = False) ->
     for source in run.protected_paths():
         if source == own and source in target.parents:
             continue
-        if target == source or source in target.parents or target in source.parents:
+        if overlaps(target, source):
             raise NextxError("the output would overwrite or add to the run it is read from", path=out,
                              hint=f"Write outside {source} (e.g. -o {source.parent / (source.name + '-next')}).")
 

@@ -138,12 +138,14 @@ def _run_lock(out: str):
 def refuse_inputs_in_output(config) -> None:
     """NextxError when the run directory is, contains or sits inside one of the run's inputs: --force would
     delete it, or the run would write into it."""
+    from nextx.io.write import overlaps
+
     target = Path(config.output_dir).resolve()
     for flag, value in (("--init-adapter", config.init_adapter), ("--dataset", config.dataset), ("--model", config.model)):
         if value is None or not Path(value).exists():
             continue  # a Hub id, or nothing
         source = Path(value).resolve()
-        if target == source or target in source.parents or source in target.parents:
+        if overlaps(target, source):
             raise NextxError(f"the run directory would hold or overwrite the run's own {flag}", path=config.output_dir,
                              hint=f"Write the run elsewhere (-o), outside {source}.")
 

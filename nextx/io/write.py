@@ -35,6 +35,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def overlaps(a: Path, b: Path) -> bool:
+    """True when two resolved paths are the same, or one lies inside the other."""
+    return a == b or a in b.parents or b in a.parents
+
+
 def remove_stale_siblings(out: Path) -> None:
     """Remove ``.OUT.nextx-{tmp,old,lock}-PID`` left by a process that was killed (kill -9, power loss)."""
     if not out.parent.is_dir():

@@ -18,18 +18,12 @@ class Collective(Protocol):
     def broadcast(self, obj):
         """Rank 0's ``obj`` on every rank."""
 
-    def barrier(self) -> None:
-        """Wait until every rank arrives."""
-
 
 class SingleProcess:
     rank, world_size = 0, 1
 
     def broadcast(self, obj):
         return obj
-
-    def barrier(self) -> None:
-        pass
 
 
 class TorchCollective:
@@ -45,9 +39,6 @@ class TorchCollective:
         holder = [obj]
         self.dist.broadcast_object_list(holder, src=0)
         return holder[0]
-
-    def barrier(self) -> None:
-        self.dist.barrier()
 
 
 def current_collective() -> Collective:

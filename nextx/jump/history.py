@@ -72,7 +72,3 @@ class FactorHistory:
     def run(self) -> MemoryRun:
         """The recorded history as a run (checkpoint i ↔ the i-th recorded step)."""
         return MemoryRun.of(self.source, self.specs, self.snapshots)
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for _, factors, _ in self.snapshots
-                   for pair in factors.values() for t in pair if isinstance(t, torch.Tensor))

@@ -149,7 +149,7 @@ def trl_run(out: Path, model_path: str, stage: str = "whole") -> None:
 
     config = GRPORunConfig(output_dir=str(out / "run"), model=model_path, task="addition", steps=5, save_every=1,
                            prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8, learning_rate=3e-3,
-                           next_at=None if os.environ.get("NEXTX_RANKS_NO_JUMPS") else 2, next_every=1,
+                           next_at=2, next_every=1,
                            next_method="linear", next_ahead=1, next_horizon=1, save_state=True)
     train(config, callbacks=[Dump()], log=lambda m: print(f"rank {os.environ['RANK']}: {m}", flush=True),
           resume=stage == "resumed")
