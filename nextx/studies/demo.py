@@ -105,11 +105,19 @@ def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) 
 
 def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, console=None, jobs: int | None = None) -> dict:
     """Vanilla and every arm for every seed — ``jobs`` seeds at a time in their own processes (default:
-    the free cores; one torch thread each) — the measure; out/report.json (+ accuracy.png)."""
+    the free cores), one torch thread per run either way (results are bit-identical whatever the
+    parallelism) — the measure; out/report.json (+ accuracy.png)."""
     config.check()
     jobs = min(len(config.seeds), jobs or free_cores())
-    if jobs <= 1:
-        results = {str(seed): run_seed(out, config, seed, log, console) for seed in config.seeds}
+    if jobs <= 1:  # one thread too, so a seed's result does not depend on how many ran beside it
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            results = {str(seed): run_seed(out, config, seed, log, console) for seed in config.seeds}
+        finally:
+            torch.set_num_threads(threads)
         return write_report(out, config, results, log)
     tiny_model_path(config.task, log=log)  # built once, before the workers
     log(f"{len(config.seeds)} seeds × {1 + len(config.arms)} runs, {jobs} seeds at a time (one thread each)")
