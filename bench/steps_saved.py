@@ -2,9 +2,11 @@
 
 For each seed: vanilla GRPO and one run per arm (NExt, RELEX, two-point linear, each jumping the
 same number of steps ahead; "reward": the candidate that beats staying on the validation prompts,
-or no jump), identical up to the jump. Exact accuracy of every checkpoint on the task's test
+or no jump), identical up to the jump; the look-ahead peers (lookahead, sfpo) differ from step 0 and
+SFPO is counted in rollout batches (its K + 1 updates per batch are one step on the x axis). Exact accuracy of every checkpoint on the task's test
 population; `nextx.studies.measure` maps post-jump checkpoints to vanilla's equivalent step. Prints mean
-steps saved with a 95% interval over seeds, the paired accuracy difference, and wall-clock.
+steps saved with a 95% interval over seeds, the paired accuracy difference, the % fewer steps and %
+less wall-clock to vanilla's final accuracy (run it on an idle machine: one thread per run).
 
     python bench/steps_saved.py --seeds 5 --jobs 2
 """
@@ -45,14 +47,17 @@ def main() -> None:
     print(f"evaluation: exact accuracy on {report['evaluation']['prompts']} prompts ({report['evaluation']['what']})")
     print(f"vanilla: {report['vanilla_wall_seconds']:.0f} s per run (mean)\n")
     print("| arm | steps saved, mean (95% CI) | % of vanilla's steps saved (95% CI) | accuracy Δ vs vanilla at equal "
-          "steps, points (95% CI) | jumped (seeds) | wall s (incl. jump) |")
-    print("|---|---|---|---|---|---|")
+          "steps, points (95% CI) | % fewer steps to vanilla's final accuracy (95% CI) | % less wall-clock to it "
+          "(95% CI) | not reached | jumped (seeds) | wall s (incl. jump) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for arm, a in report["arms"].items():
-        delta = a["paired_accuracy_delta"]
+        delta, target = a["paired_accuracy_delta"], a["summary"]["to_target"]
+        fewer, less = target["steps_fewer_pct"], target["wall_less_pct"]
         print(f"| {arm} | {ci_text(a['steps_saved'], a['steps_saved_ci95'])} | "
               f"{ci_text(a['steps_saved_pct'], a['steps_saved_pct_ci95'], '%')} | "
               f"{ci_text(100 * delta['mean'], [None if v is None else 100 * v for v in delta['ci95']], '', 1)} | "
-              f"{a['jumped']}/{len(config.seeds)} | {a['wall_seconds']:.0f} |")
+              f"{ci_text(fewer['mean'], fewer['ci95'], '%')} | {ci_text(less['mean'], less['ci95'], '%')} | "
+              f"{target['not_reached']}/{len(config.seeds)} | {a['jumped']}/{len(config.seeds)} | {a['wall_seconds']:.0f} |")
     print(f"\n{report['headline']}\nruns, report.json and accuracy.png in {root}")
 
 

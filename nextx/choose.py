@@ -33,11 +33,22 @@ HORIZON_FRACTIONS = (0.25, 0.5, 1.0, 1.5, 2.0)
 Fitter = Callable[[Run, str, int, dict, "Trajectories | None"], tuple[Predictor, "Trajectories | None"]]
 
 
-def plain_fitter(run: Run, method: str, horizon: int, hparams: dict, traj: Trajectories | None):
-    """Fit ``method`` (computing the trajectories if it needs them and none are given)."""
+def plain_fitter(run: Run, method: str, horizon: int, hparams: dict, traj: Trajectories | None,
+                 init: Predictor | None = None):
+    """Fit ``method`` (computing the trajectories if it needs them and none are given), from ``init``."""
     if traj is None:
         traj = method_trajectories(run, method, horizon, hparams)
-    return fit(run, method, horizon=horizon, traj=traj, **hparams), traj
+    return fit(run, method, horizon=horizon, traj=traj, init=init, **hparams), traj
+
+
+def warm_fitter(previous: dict[str, Predictor]) -> Fitter:
+    """A fitter that starts each method from its last fit in ``previous`` (NExt: its MLPs' weights)
+    and keeps the new fit there for the next call (the loop's frequent jumps)."""
+    def fitter(run: Run, method: str, horizon: int, hparams: dict, traj: Trajectories | None):
+        predictor, traj = plain_fitter(run, method, horizon, hparams, traj, init=previous.get(method))
+        previous[method] = predictor
+        return predictor, traj
+    return fitter
 
 
 @dataclass

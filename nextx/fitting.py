@@ -38,11 +38,15 @@ def fit(
     traj: Trajectories | None = None,
     progress: Callable[[str], None] | None = None,
     epoch_progress: Callable[[], None] | None = None,
+    init: Predictor | None = None,
     **hparams,
 ) -> Predictor:
-    """Fit ``method`` on all checkpoints of ``run`` (NExt: on every (G_t, L_t) → T_t pair).
-    ``progress(module)`` follows the trajectories, ``epoch_progress()`` the training epochs."""
+    """Fit ``method`` on all checkpoints of ``run`` (NExt: on every (G_t, L_t) → T_t pair), starting
+    from ``init`` (an earlier fit of the same method) where the method can. ``progress(module)``
+    follows the trajectories, ``epoch_progress()`` the training epochs."""
     predictor = make_predictor(method, horizon=horizon, **hparams)
+    if init is not None:
+        predictor.warm_from(init)
     require_checkpoints(len(run.steps), horizon + 1 if predictor.needs_trajectories else 2, f"fitting {method}")
     if traj is None:
         traj = method_trajectories(run, method, horizon, hparams, progress)

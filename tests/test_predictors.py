@@ -131,6 +131,28 @@ def test_next_is_deterministic_and_round_trips(trl_run, tmp_path):
     assert a[0] >= 0 and float(a[1].norm()) == pytest.approx(1.0) and float(a[2].norm()) == pytest.approx(1.0)
 
 
+def test_a_warm_next_fit_starts_from_the_previous_fits_mlps(trl_run):
+    """warm_from: a warm fit's first-epoch loss (read before its first step) is where the previous fit on
+    the same pairs ended (its last loss, one AdamW step later: within 10%), far below a cold fit's."""
+    from nextx.choose import warm_fitter
+
+    run = load_run(trl_run)
+    first = fit(run, "next", horizon=2, epochs=40, lr=1e-3)
+    warm = fit(run, "next", horizon=2, epochs=1, lr=1e-3, init=first)
+    cold = fit(run, "next", horizon=2, epochs=1, lr=1e-3)
+    def total(predictor, epoch):
+        return sum(curve[epoch] for curve in predictor.fit_info["loss_curve"].values())
+
+    assert total(warm, 0) == pytest.approx(total(first, -1), rel=0.1)
+    assert total(warm, 0) < 0.5 * total(cold, 0) and total(cold, 0) == pytest.approx(total(first, 0))
+    assert warm.fit_info["warm_groups"] == sorted(first.models) and cold.fit_info["warm_groups"] == []
+    fitted: dict = {}
+    fitter = warm_fitter(fitted)
+    once, _ = fitter(run, "next", 2, {"epochs": 1}, None)
+    twice, _ = fitter(run, "next", 2, {"epochs": 1}, None)
+    assert fitted["next"] is twice and twice.fit_info["warm_groups"] and not once.fit_info["warm_groups"]
+
+
 def test_next_groups_by_vector_length_or_type(trl_run):
     run = load_run(trl_run)
     by_length = fit(run, "next", horizon=2, epochs=2).fit_info["groups"]

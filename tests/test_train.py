@@ -209,8 +209,17 @@ def test_demo_report_over_seeds_states_the_interval():
               for seed in range(5)}
     seconds = {s: {"vanilla": 60.0, "next": 70.0} for s in curves}
     jumps = {s: {"vanilla": [], "next": [{"step": 50, "jumped": True}]} for s in curves}
-    report = build_report(config, curves, seconds, jumps)
+    clocks = {s: {"vanilla": {25: 15.0, 50: 30.0, 75: 45.0, 100: 60.0},
+                  "next": {25: 15.0, 50: 40.0, 75: 55.0, 100: 70.0}} for s in curves}  # the jump at 50 took 10 s
+    report = build_report(config, curves, seconds, jumps, clocks)
     arm = report["arms"]["next"]
+    # to vanilla's final accuracy 0.4 (step 100, 60 s): the arm's fit crosses it at 75 + (0.015 − 0.001·seed)/0.025·25
+    reached = [90 - seed for seed in range(5)]
+    target = arm["summary"]["to_target"]
+    assert target["steps_fewer_pct"]["mean"] == pytest.approx(sum(100 - r for r in reached) / 5)
+    wall = [100 * (60 - (55 + (r - 75) / 25 * 15)) / 60 for r in reached]
+    assert target["wall_less_pct"]["mean"] == pytest.approx(sum(wall) / 5) and target["not_reached"] == 0
+    assert arm["per_seed"]["0"]["to_target"]["steps"] == pytest.approx(90)
     # step 100's jumped accuracy (0.41 + …) is above vanilla's best: censored at 100, so only step 75 counts fully
     per_seed = [((75 + 10 + seed) - 75 + 0) / 2 for seed in range(5)]
     assert arm["steps_saved"] == pytest.approx(sum(per_seed) / 5)

@@ -11,7 +11,8 @@ With ``velocity="trained"`` the history is the training's own path (W₀ + s·B�
 earlier jumps added), so ΔŴ and the trust region measure what training did, not training plus the
 previous jump — frequent long jumps then do not feed on themselves.
 
-through `LiveModel` in one of the ways of `nextx.jump.apply`. Fitting and scoring never shift the
+through `LiveModel` in one of the ways of `nextx.jump.apply`. With ``warm``, each fit starts from the
+previous jump's (NExt: its MLPs' weights, so fewer epochs suffice; a resumed run's first fit is cold). Fitting and scoring never shift the
 training's random streams, so a run that does not jump continues exactly as without the engine.
 """
 
@@ -24,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from nextx.choose import checkpoint_interval, choose_jump
+from nextx.choose import checkpoint_interval, choose_jump, plain_fitter, warm_fitter
 from nextx.errors import NextxError
 from nextx.jump.apply import APPLY_MODES, JumpPlan, apply_plan, jump_changes, refactored_factors
 from nextx.jump.collective import Collective, current_collective
@@ -57,7 +58,8 @@ class JumpEngine:
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
                  log=None, history: FactorHistory | None = None, collective: Collective | None = None,
-                 velocity: str = "total", adaptive: bool = False, verify: int = 0, verify_z: float = 2.0):
+                 velocity: str = "total", adaptive: bool = False, verify: int = 0, verify_z: float = 2.0,
+                 warm: bool = False):
         if apply not in APPLY_MODES:
             raise ValueError(f"apply must be one of {', '.join(APPLY_MODES)}, not {apply!r}")
         if velocity not in VELOCITIES or (velocity == "trained" and apply == "merge"):
@@ -74,6 +76,8 @@ class JumpEngine:
         self.offsets: dict = {}  # module → (L, R) of the accumulated base offset
         self.additions: list[dict] = []  # every change of the base weights, in order (module → (L, R))
         self.jumps: list[dict] = []
+        self.fitted: dict = {}  # method → its last fit, which the next one starts from (``warm``)
+        self.fitter = warm_fitter(self.fitted) if warm else plain_fitter
 
     @property
     def collective(self) -> Collective:
@@ -149,7 +153,8 @@ class JumpEngine:
         with preserved_rng():  # fitting and scoring must not shift the training's random streams
             choice = choose_jump(run, method=self.method, ahead=ahead, coef=coef, horizon=self.horizon,
                                  select=self.select, scorer=self.scorer, min_se=self.min_se, holdout=2,
-                                 hparams=by_method({"device": live.device, **self.hparams}), log=self.log, cap=self.cap)
+                                 hparams=by_method({"device": live.device, **self.hparams}), log=self.log, cap=self.cap,
+                                 fitter=self.fitter)
         plan, errors = JumpPlan({}), {}
         if choice.jump and self.apply == "refactor":
             plan.factors, errors = refactored_factors(self.history.specs, self.history.snapshots[-1][1],

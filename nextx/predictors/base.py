@@ -110,6 +110,10 @@ class Predictor(ABC):
         """Training epochs a fit with these settings runs at most (0: nothing to train)."""
         return 0
 
+    def warm_from(self, previous: Predictor) -> None:
+        """Start the next `fit` from ``previous`` (a fit of the same method on an earlier part of the
+        run) where that helps; methods that do not train ignore it."""
+
     def fit(self, traj: Trajectories | None, steps: list[int], progress: Callable[[], None] | None = None) -> Predictor:
         """Learn from the run's history (checkpoints ``steps``); cheap methods only record the steps.
         ``progress`` is called once per training epoch by methods that train."""

@@ -115,6 +115,13 @@ class NExt(Predictor):
         self.models: dict[str, ComponentPredictor] = {}
         self.sigma_scale: dict[str, float] = {}
         self.reference_u: dict[str, torch.Tensor] = {}  # canonical global u at the last fitted step
+        self.warm: dict[str, dict[str, torch.Tensor]] = {}  # group → MLP weights the next fit starts from
+
+    def warm_from(self, previous: Predictor) -> None:
+        """The next fit starts each group's MLPs from ``previous``'s (same group and width), not from a
+        fresh initialisation: in the loop, the jump before this one is a fit on most of the same pairs."""
+        if isinstance(previous, NExt) and previous.hparams["hidden"] == self.hparams["hidden"]:
+            self.warm = {key: model.state_dict() for key, model in previous.models.items()}
 
     def horizon_steps(self, steps: list[int]) -> float:
         spans = [steps[t + self.horizon] - steps[t] for t in range(len(steps) - self.horizon)]
@@ -158,7 +165,10 @@ class NExt(Predictor):
                 self.sigma_scale[key] = scale
                 x_global, x_local, target = x_global / scale, x_local / scale, target / scale
             torch.manual_seed(hp["seed"] * 1000 + index)
-            self.models[key] = ComponentPredictor(x_global.shape[1], hp["hidden"]).to(device)
+            model = ComponentPredictor(x_global.shape[1], hp["hidden"])
+            if key in self.warm:
+                model.load_state_dict(self.warm[key])
+            self.models[key] = model.to(device)
             batches[key] = (x_global.to(device), x_local.to(device), target.to(device))
         # tiny groups run faster on one thread (less synchronisation than arithmetic)
         small = max(x[0].numel() for x in batches.values()) < 2**18
@@ -173,7 +183,7 @@ class NExt(Predictor):
         self.fit_info = {"steps": list(steps), "pairs": pairs, "fit_seconds": time.perf_counter() - start,
                          "final_loss": {k: v[-1] for k, v in losses.items()}, "loss_curve": losses,
                          "epochs_run": len(next(iter(losses.values()))), "device": str(device),
-                         "fit_dtype": hp["fit_dtype"],
+                         "fit_dtype": hp["fit_dtype"], "warm_groups": sorted(set(self.warm) & set(sets)),
                          "groups": {k: len(v) for k, v in sets.items()}}
         return self
 

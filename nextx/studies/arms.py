@@ -6,6 +6,10 @@ arm is named with overrides of its jump settings (the ``next_`` prefix left out)
 None means the demo config's ``next_ahead``; "grid" means reward selection's grid of steps ahead.
 The "-every" arms jump after the demo's jump step and every 50 steps after it, 25 steps ahead each
 time, capped at one interval's motion (``next_cap`` 1) and damped by 0.875 per jump.
+
+The peers (`PEERS`: Lookahead, SFPO) change training from its first step; their variants name their
+own settings as written (``sfpo:sfpo_alpha=0.5``). SFPO takes K + 1 updates per rollout batch: the
+demo runs it for as many rollout batches as vanilla has steps and measures it in rollout batches.
 """
 
 FREQUENT = {"next_every": 50, "next_ahead": 25.0, "next_cap": 1.0, "next_damping": 0.875, "next_apply": "offset"}
@@ -27,9 +31,20 @@ ARMS = {  # arm → the jump's GRPORunConfig fields (next_ahead None: the config
     "trend-every": {"next_method": "trend", **FREQUENT},
     "trend-fast": {"next_method": "trend", **FAST},
     "trend-fast-verified": {"next_method": "trend", **FAST, "next_verify": 5, "next_adaptive": True},
+    # NExt at the fast pace, its cost trimmed: each fit starts from the last one's MLPs, 200 epochs (not 1000)
+    "next-fast": {"next_method": "next", **FAST, "next_warm": True, "next_epochs": 200},
     "reward": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "refactor"},
     "reward-offset": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "offset"},
 }
+
+
+# the in-loop look-ahead peers, with their papers' settings: Lookahead's k = 5, α = 0.5; SFPO's K = 3
+# fast steps per rollout batch and reposition α = 0.8 (its entropy-triggered switch to α = 0 is not built)
+PEERS = {
+    "lookahead": {"lookahead": 5, "lookahead_alpha": 0.5},
+    "sfpo": {"sfpo": 3, "sfpo_alpha": 0.8},
+}
+ARMS.update(PEERS)
 
 
 DEMO_ARMS = ("trend-fast",)  # `nextx demo`'s default arm: the variant that measured best on the tuning seeds
@@ -38,18 +53,26 @@ DEMO_SEEDS = (0, 1, 2, 3)  # `nextx demo`'s seeds: reporting seeds, never used t
 
 
 def arm_settings(arm: str) -> dict:
-    """The jump's run settings of ``arm``: a name in ARMS, or NAME:KEY=VALUE:... overriding its
-    ``next_KEY`` settings (numbers read as numbers). ValueError names what is wrong."""
+    """The run settings of ``arm``: a name in ARMS, or NAME:KEY=VALUE:... overriding its ``next_KEY``
+    settings (a peer's: its own KEY; numbers read as numbers). ValueError names what is wrong."""
     name, *overrides = arm.split(":")
     if name not in ARMS:
         raise ValueError(f"unknown arm {name!r}")
     settings = dict(ARMS[name])
     for item in filter(None, overrides):
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"arm {arm!r}: {item!r} is not KEY=VALUE")
-        settings["next_" + key.strip()] = _value(text.strip())
+        if is_peer(name) and key not in settings:
+            raise ValueError(f"arm {arm!r}: {name} has no setting {key!r} (it has {', '.join(settings)})")
+        settings[key if is_peer(name) else "next_" + key] = _value(text.strip())
     return settings
+
+
+def is_peer(arm: str) -> bool:
+    """A look-ahead peer (changes training from step 0), not a jump arm."""
+    return arm.split(":")[0] in PEERS
 
 
 def _value(text: str):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from nextx.errors import NextxError
 from nextx.io.write import json_safe
-from nextx.studies.arms import ARMS, DEMO_ARMS, DEMO_SEEDS, arm_settings
-from nextx.studies.measure import Interval, interval_from_dict, seed_savings, summarize
+from nextx.studies.arms import ARMS, DEMO_ARMS, DEMO_SEEDS, arm_settings, is_peer
+from nextx.studies.measure import Interval, interval_from_dict, seed_savings, summarize, target_savings
 from nextx.studies.parallel import map_seeds
 from nextx.threads import free_cores
 from nextx.train.config import GRPORunConfig, RunSettings
@@ -70,6 +70,11 @@ class DemoConfig(RunSettings):
         settings = {**self.settings(), "seed": seed, "next_at": None}
         if arm is None:
             return GRPORunConfig(output_dir=str(out), **settings)
+        if is_peer(arm):  # as many rollout batches as vanilla has steps, a checkpoint every save_every of them
+            peer = {**settings, **arm_settings(arm)}
+            per = GRPORunConfig(output_dir=str(out), **peer).updates_per_rollout()
+            return GRPORunConfig(output_dir=str(out), **{**peer, "steps": self.steps * per,
+                                                         "save_every": self.save_every * per})
         jump = arm_settings(arm)
         if jump["next_ahead"] is None:
             jump["next_ahead"] = self.next_ahead
@@ -78,29 +83,35 @@ class DemoConfig(RunSettings):
         return GRPORunConfig(output_dir=str(out), **{**settings, "next_at": self.next_at, **jump})
 
     def jump_step(self, arm: str) -> int:
-        """The step of the arm's first jump: its own ``at``, else the demo's ``next_at``."""
+        """The step of the arm's first jump: its own ``at``, else the demo's ``next_at`` (a peer: 0)."""
+        if is_peer(arm):
+            return 0
         return arm_settings(arm).get("next_at") or self.next_at
 
 
 def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) -> dict:
-    """One seed: vanilla and every arm trained and scored; {"curves", "seconds", "jumps"} by arm."""
+    """One seed: vanilla and every arm trained and scored; {"curves", "seconds", "clocks", "jumps"} by arm
+    (a peer's steps counted in rollout batches)."""
     task = get_task(config.task)
     base = tiny_model_path(config.task, log=log)
-    curves, seconds, jumps = {}, {}, {}
+    curves, seconds, clocks, jumps = {}, {}, {}, {}
     for arm in (None, *config.arms):
         name = arm or "vanilla"
         run_dir = out / f"seed{seed}" / name
         at = config.jump_step(arm) if arm else None
         log(f"seed {seed}: {name} GRPO, {config.steps} steps" + (f", jump at step {at}" if arm else ""))
         start = time.perf_counter()
-        jumps[name] = train(config.run_config(run_dir, seed, arm), log=log, console=console).jumps
-        seconds[name] = time.perf_counter() - start
+        run_config = config.run_config(run_dir, seed, arm)
+        result = train(run_config, log=log, console=console)
+        jumps[name], seconds[name] = result.jumps, time.perf_counter() - start
+        per = run_config.updates_per_rollout()
+        clocks[name] = {step // per: t for step, t in result.save_seconds.items()}
         only = None if arm is None else (lambda step, at=at: step >= at)
-        curve = evaluate_run(run_dir, task, base, population=True, only=only)
+        curve = {step // per: a for step, a in evaluate_run(run_dir, task, base, population=True, only=only).items()}
         if arm is not None:  # before the jump the arm is the vanilla run
             curve = {**{s: a for s, a in curves["vanilla"].items() if s < at}, **curve}
         curves[name] = curve
-    return {"curves": curves, "seconds": seconds, "jumps": jumps}
+    return {"curves": curves, "seconds": seconds, "clocks": clocks, "jumps": jumps}
 
 
 def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, console=None, jobs: int | None = None) -> dict:
@@ -142,7 +153,8 @@ def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=pr
     """report.json and accuracy.png from every seed's `run_seed` result."""
     task = get_task(config.task)
     report = build_report(config, {s: r["curves"] for s, r in results.items()},
-                          {s: r["seconds"] for s, r in results.items()}, {s: r["jumps"] for s, r in results.items()})
+                          {s: r["seconds"] for s, r in results.items()}, {s: r["jumps"] for s, r in results.items()},
+                          {s: r["clocks"] for s, r in results.items()})
     report["base_model"] = str(tiny_model_path(config.task, log=log))
     population = task.test_population()
     report["evaluation"] = {"prompts": len(population) if population else len(task.eval_split()),
@@ -159,15 +171,18 @@ def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=pr
     return report
 
 
-def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict) -> dict:
-    """The measure for every arm over seeds, from curves[seed][arm] = {step: accuracy}."""
+def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict, clocks: dict) -> dict:
+    """The measure for every arm over seeds, from curves[seed][arm] = {step: accuracy} and
+    clocks[seed][arm] = {step: seconds since training began}."""
     arms = {}
     for arm in config.arms:
         at = config.jump_step(arm)
         per_seed = [seed_savings(curves[s]["vanilla"], curves[s][arm], at) for s in curves]
-        summary = summarize(per_seed, [seconds[s][arm] for s in curves])
-        paired_check = all(curves[s][arm].get(at) == curves[s]["vanilla"].get(at)
-                           for s in curves)
+        to_target = [target_savings(curves[s]["vanilla"], curves[s][arm], clocks[s]["vanilla"], clocks[s][arm])
+                     for s in curves]
+        summary = summarize(per_seed, [seconds[s][arm] for s in curves], to_target)
+        paired_check = (all(curves[s][arm].get(at) == curves[s]["vanilla"].get(at) for s in curves)
+                        if at else None)  # a peer differs from its first step
         arms[arm] = {
             "steps_saved": summary["steps_saved"]["mean"], "steps_saved_ci95": summary["steps_saved"]["ci95"],
             "steps_saved_pct": summary["steps_saved_pct"]["mean"],
@@ -176,7 +191,8 @@ def build_report(config: DemoConfig, curves: dict, seconds: dict, jumps: dict) -
             "wall_seconds": summary["wall_seconds"]["mean"],
             "jumped": sum(any(j.get("jumped", True) for j in jumps[s][arm]) for s in curves),
             "identical_before_jump": paired_check, "summary": summary,
-            "per_seed": {s: p.to_dict() for s, p in zip(curves, per_seed, strict=True)},
+            "per_seed": {s: {**p.to_dict(), "to_target": t.to_dict()}
+                         for s, p, t in zip(curves, per_seed, to_target, strict=True)},
         }
     vanilla_seconds = Interval.of([seconds[s]["vanilla"] for s in curves]).mean
     headline = config.arms[0]

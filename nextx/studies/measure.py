@@ -16,6 +16,16 @@ run identical to vanilla must save exactly 0 steps):
 
 On a noise-free vanilla curve e(a_v(s)) = s, and a run ahead by exactly K steps saves K.
 
+To vanilla's final accuracy (the papers' "fewer steps to match GRPO"): the target is a* = f(S), the
+fitted vanilla accuracy at its last step S; each run reaches it at the first step of its own isotonic
+fit that does (s_v for vanilla, s_j for the arm; linear between checkpoints), at the wall-clock time
+t(s) its checkpoints record (linear between them), and
+
+    steps_fewer_pct = 100 · (s_v − s_j) / s_v          wall_less_pct = 100 · (t_v(s_v) − t_j(s_j)) / t_v(s_v)
+
+An arm that never reaches a* is counted at its last step (its saving is then an upper bound; the count
+of such seeds is reported).
+
 An accuracy above vanilla's best is censored at vanilla's last step (e(s) is then a lower bound: the
 seed's saving is under-, never over-stated), one below vanilla's start at its first step; the
 counts are reported. Over seeds (vanilla and jumped runs share seed, data order and every step
@@ -98,6 +108,49 @@ def seed_savings(vanilla: Mapping[int, float], jumped: Mapping[int, float], jump
 
 
 @dataclass
+class TargetSavings:
+    """One seed's steps and wall-clock to vanilla's final accuracy, arm against vanilla."""
+
+    vanilla_steps: float
+    steps: float
+    vanilla_seconds: float
+    seconds: float
+    reached: bool
+
+    @property
+    def steps_fewer_pct(self) -> float:
+        return 100.0 * (self.vanilla_steps - self.steps) / self.vanilla_steps
+
+    @property
+    def wall_less_pct(self) -> float:
+        return 100.0 * (self.vanilla_seconds - self.seconds) / self.vanilla_seconds
+
+    def to_dict(self) -> dict:
+        return {"vanilla_steps": self.vanilla_steps, "steps": self.steps, "vanilla_seconds": self.vanilla_seconds,
+                "seconds": self.seconds, "reached": self.reached, "steps_fewer_pct": self.steps_fewer_pct,
+                "wall_less_pct": self.wall_less_pct}
+
+
+def target_savings(vanilla: Mapping[int, float], jumped: Mapping[int, float], vanilla_clock: Mapping[int, float],
+                   jumped_clock: Mapping[int, float]) -> TargetSavings:
+    """Steps and seconds each run takes to vanilla's final fitted accuracy (see the module docstring);
+    the clocks map a checkpoint step to the seconds since training began."""
+    steps, fitted = monotone_fit(vanilla)
+    target = float(fitted[-1])
+    vanilla_steps, _ = equivalent_step(steps, fitted, target)
+    arm_steps, arm_fitted = monotone_fit(jumped)
+    reached_at, censored = equivalent_step(arm_steps, arm_fitted, target)
+    return TargetSavings(vanilla_steps, reached_at, seconds_at(vanilla_clock, vanilla_steps),
+                         seconds_at(jumped_clock, reached_at), censored != 1)
+
+
+def seconds_at(clock: Mapping[int, float], step: float) -> float:
+    """The wall-clock at ``step``, linear between the recorded checkpoints (and from 0 s at step 0)."""
+    steps = [0, *sorted(clock)]
+    return float(np.interp(step, steps, [0.0, *(clock[s] for s in steps[1:])]))
+
+
+@dataclass
 class Interval:
     """Mean over seeds, its standard error and Student-t 95% interval (n = number of seeds)."""
 
@@ -143,9 +196,11 @@ class Interval:
                 f"{self.n} seeds)")
 
 
-def summarize(per_seed: Sequence[SeedSavings], wall_seconds: Sequence[float] | None = None) -> dict:
+def summarize(per_seed: Sequence[SeedSavings], wall_seconds: Sequence[float] | None = None,
+              to_target: Sequence[TargetSavings] | None = None) -> dict:
     """The arm's summary over seeds: steps saved (and %), paired accuracy delta, each with mean, SE
-    and 95% interval; wall seconds (training + jumps) when given."""
+    and 95% interval; wall seconds (training + jumps) and the savings to vanilla's final accuracy
+    (steps and wall-clock, %) when given."""
     summary = {
         "steps_saved": Interval.of([s.steps_saved for s in per_seed]).to_dict(),
         "steps_saved_pct": Interval.of([s.steps_saved_pct for s in per_seed]).to_dict(),
@@ -156,6 +211,11 @@ def summarize(per_seed: Sequence[SeedSavings], wall_seconds: Sequence[float] | N
     }
     if wall_seconds:
         summary["wall_seconds"] = Interval.of(wall_seconds).to_dict()
+    if to_target:
+        summary["to_target"] = {
+            "steps_fewer_pct": Interval.of([t.steps_fewer_pct for t in to_target]).to_dict(),
+            "wall_less_pct": Interval.of([t.wall_less_pct for t in to_target]).to_dict(),
+            "not_reached": sum(not t.reached for t in to_target)}
     return summary
 
 

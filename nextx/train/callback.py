@@ -66,16 +66,18 @@ class NExtCallback(TrainerCallback):
         adaptive: grow or shrink the next jumps by how well training followed the last (`nextx.jump.feedback`).
         verify: compare the mean logged reward of this many steps after a jump with as many before, and
             undo the jump exactly when it fell by more than 2 SE (0: off; set the trainer's logging_steps=1).
+        warm: start each predictor fit from the previous jump's (NExt's MLPs), so fewer epochs suffice.
     """
 
     def __init__(self, at: int, every: int | None = None, method: str = DEFAULT_METHOD, ahead: float | str | None = None,
                  horizon: int = LOOP_HORIZON, hparams: dict | None = None, select: str = "weights", scorer=None,
                  min_se: float = 2.0, apply: str = "offset", cap: float | None = None, coef: float | None = None,
                  damping: float = 1.0, log=None, final_adapter: bool = True, velocity: str = "total",
-                 adaptive: bool = False, verify: int = 0):
+                 adaptive: bool = False, verify: int = 0, warm: bool = False):
         self.engine = JumpEngine(JumpPace(at, every, damping), method=method, ahead=ahead, horizon=horizon,
                                  hparams=hparams, select=select, scorer=scorer, min_se=min_se, apply=apply, cap=cap,
-                                 coef=coef, log=log, velocity=velocity, adaptive=adaptive, verify=verify)
+                                 coef=coef, log=log, velocity=velocity, adaptive=adaptive, verify=verify,
+                                 warm=warm)
         self.final_adapter = final_adapter
 
     @property

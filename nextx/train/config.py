@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nextx.errors import NextxError
-from nextx.train.settings import AdapterSettings, DGOSettings, EvalSettings, GRPOSettings, JumpSettings
+from nextx.train.settings import (AdapterSettings, DGOSettings, EvalSettings, GRPOSettings, JumpSettings,
+                                  LookaheadSettings)
 
 
 # dataclass fields are ordered from the last base to the first: GRPO's come first in `nextx train --help`
 @dataclass
-class RunSettings(DGOSettings, EvalSettings, JumpSettings, AdapterSettings, GRPOSettings):
-    """GRPO, adapter, jump, evaluation and DGO settings of one run (each declared in its concern)."""
+class RunSettings(DGOSettings, EvalSettings, LookaheadSettings, JumpSettings, AdapterSettings, GRPOSettings):
+    """GRPO, adapter, jump, look-ahead peer, evaluation and DGO settings of one run (each declared in its concern)."""
 
     def clip_high(self) -> float | None:
         """The upper clip ε: as given, else DGO's 0.28 (the paper's clip-higher), else TRL's default (= ε)."""
@@ -31,6 +32,7 @@ class GRPORunConfig(RunSettings):
     def __post_init__(self):
         self.check_grpo()
         self.check_jump()
+        self.check_lookahead()
         self.check_eval()
         self.check_dgo()
         self.check_adapter()

@@ -21,9 +21,11 @@ from nextx.io.discover import discover_checkpoints
 from nextx.io.offsets import has_offset
 from nextx.threads import free_core_threads
 from nextx.train.callback import FINAL_ADAPTER, NExtCallback
+from nextx.train.clock import SaveClock
 from nextx.train.config import GRPORunConfig
 from nextx.train.progress import ProgressCallback
 from nextx.train.quiet import quiet_transformers
+from nextx.train.reposition import RepositionCallback
 from nextx.train.runs import load_adapter, refuse_pickled_adapter
 from nextx.train.scorer import TaskScorer
 from nextx.train.tasks import Task, get_task
@@ -120,7 +122,8 @@ def grpo_args(config: GRPORunConfig):
         output_dir=config.output_dir, max_steps=config.steps, save_strategy="steps", save_steps=config.save_every,
         save_only_model=not config.save_state, learning_rate=config.learning_rate, lr_scheduler_type="constant", warmup_steps=0,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations, gradient_accumulation_steps=1,
-        num_generations=config.num_generations, max_completion_length=config.max_completion_length,
+        num_generations=config.num_generations, num_iterations=config.updates_per_rollout(),
+        max_completion_length=config.max_completion_length,
         temperature=config.temperature, beta=config.beta, loss_type=config.loss_type, seed=config.seed,
         epsilon_high=config.clip_high(),
         use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False, use_vllm=use_vllm,
@@ -141,10 +144,12 @@ class TrainResult:
     config: dict = field(default_factory=dict)
     final_adapter: Path | None = None  # the true weights as a plain PEFT adapter, when jumps moved the base
     resumed_from: Path | None = None
+    save_seconds: dict[int, float] = field(default_factory=dict)  # step → seconds since training began
 
     @property
     def record(self) -> dict:
         return {"config": self.config, "model_path": self.model_path, "train_seconds": self.train_seconds,
+                "save_seconds": {str(k): v for k, v in self.save_seconds.items()},
                 "jumps": self.jumps, "final_adapter": str(self.final_adapter) if self.final_adapter else None,
                 "resumed_from": str(self.resumed_from) if self.resumed_from else None}
 
@@ -175,6 +180,12 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     callbacks = list(callbacks or [])
     if config.next_at is not None:
         callbacks.append(jump_callback(config, task, model_path, log))
+    if config.lookahead:
+        callbacks.append(RepositionCallback.lookahead(config.lookahead, config.lookahead_alpha, log))
+    if config.sfpo:
+        callbacks.append(RepositionCallback.sfpo(config.sfpo, config.sfpo_alpha, log))
+    clock = SaveClock()
+    callbacks.append(clock)
     if console is not None:
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     try:
@@ -202,7 +213,8 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
     out = Path(config.output_dir)
     final = out / FINAL_ADAPTER
     result = TrainResult(out, model_path, [j for c in callbacks for j in getattr(c, "jumps", [])],
-                         time.perf_counter() - start, config.to_dict(), final if final.is_dir() else None, checkpoint)
+                         time.perf_counter() - start, config.to_dict(), final if final.is_dir() else None, checkpoint,
+                         dict(clock.seconds))
     if trainer.is_world_process_zero():
         (result.path / RECORD_FILE).write_text(json.dumps(result.record, indent=2))
     return result
@@ -238,7 +250,7 @@ def jump_callback(config: GRPORunConfig, task: Task | None, model_path: str, log
     return NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead, config.next_horizon,
                         config.method_hparams(), select=config.next_select, scorer=scorer, apply=config.next_apply,
                         cap=config.next_cap, damping=config.next_damping, log=log, velocity=config.next_velocity,
-                        adaptive=config.next_adaptive, verify=config.next_verify)
+                        adaptive=config.next_adaptive, verify=config.next_verify, warm=config.next_warm)
 
 
 def resume_checkpoint(run_dir: Path, resume: str | Path | bool) -> Path:

@@ -61,6 +61,7 @@ class GRPOSettings:
     seed: int = knob(0, "Random seed (data order, sampling, init).")
     save_state: bool = knob(False, "Also save the optimizer, scheduler and RNG state in every checkpoint (what "
                             "--resume needs).")
+    num_iterations: int = knob(1, "GRPO updates per rollout batch (TRL's μ; each update is one step).", minimum=1)
 
     def check_grpo(self) -> None:
         if self.task is None and self.dataset is None:
@@ -137,6 +138,8 @@ class JumpSettings:
                               choices=VELOCITIES)
     next_adaptive: bool = knob(False, "Adaptive pace: after each jump, grow the next ones ×1.5 when training went "
                                "on as predicted (ρ ≥ 0.5), shrink them ×0.5 when it turned back (ρ < 0).")
+    next_warm: bool = knob(False, "Start each jump's predictor fit from the previous jump's (NExt's MLPs): with "
+                           "frequent jumps, far fewer --next-epochs suffice.")
     next_verify: int = knob(0, "Verify each jump on the on-policy reward of the next N steps against the N before; "
                             "undo it exactly when the reward fell by more than 2 SE (0: off).", minimum=0)
 
@@ -194,6 +197,33 @@ def _check_param(flag: str, param, value) -> None:
     if not ok:
         shown = repr(value) if isinstance(value, str) else value
         raise NextxError(f"{flag} {shown} {reason}")
+
+
+@dataclass
+class LookaheadSettings:
+    """The in-loop look-ahead peers the jumps are measured against (`nextx.train.reposition`)."""
+
+    lookahead: int | None = knob(None, "Lookahead (Zhang et al. 2019): every K steps the slow weights move α of the "
+                                 "way to the fast ones and training restarts from them.", minimum=1)
+    lookahead_alpha: float = knob(0.5, "Lookahead's α.", minimum=0, maximum=1)
+    sfpo: int | None = knob(None, "SFPO (arXiv 2510.04072): K fast steps on each rollout batch, reposition α of the "
+                            "way from the batch's start, one slow step (K + 1 updates per rollout batch).", minimum=1)
+    sfpo_alpha: float = knob(0.8, "SFPO's reposition α.", minimum=0, maximum=1)
+
+    def check_lookahead(self) -> None:
+        if self.lookahead and self.sfpo:
+            raise NextxError("--lookahead and --sfpo both reposition the weights: choose one")
+        if self.sfpo and self.num_iterations not in (1, self.sfpo + 1):
+            raise NextxError(f"--sfpo {self.sfpo} takes {self.sfpo + 1} updates per rollout batch, not "
+                             f"--num-iterations {self.num_iterations}", hint="Leave --num-iterations out with --sfpo.")
+        for name, alpha in (("--lookahead-alpha", self.lookahead_alpha), ("--sfpo-alpha", self.sfpo_alpha)):
+            if not 0 <= alpha <= 1:
+                raise NextxError(f"{name} {alpha:g} is outside [0, 1]", hint="0 stays at the slow weights, 1 keeps "
+                                 "the fast ones.")
+
+    def updates_per_rollout(self) -> int:
+        """Optimizer steps per rollout batch: SFPO's K + 1, else ``num_iterations``."""
+        return self.sfpo + 1 if self.sfpo else self.num_iterations
 
 
 @dataclass
