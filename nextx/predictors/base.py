@@ -113,6 +113,7 @@ class Predictor(ABC):
     def warm_from(self, previous: Predictor) -> None:
         """Start the next `fit` from ``previous`` (a fit of the same method on an earlier part of the
         run) where that helps; methods that do not train ignore it."""
+        return None
 
     def fit(self, traj: Trajectories | None, steps: list[int], progress: Callable[[], None] | None = None) -> Predictor:
         """Learn from the run's history (checkpoints ``steps``); cheap methods only record the steps.

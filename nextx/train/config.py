@@ -7,8 +7,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nextx.errors import NextxError
-from nextx.train.settings import (AdapterSettings, DGOSettings, EvalSettings, GRPOSettings, JumpSettings,
-                                  LookaheadSettings)
+from nextx.train.settings import (
+    AdapterSettings,
+    DGOSettings,
+    EvalSettings,
+    GRPOSettings,
+    JumpSettings,
+    LookaheadSettings,
+)
 
 
 # dataclass fields are ordered from the last base to the first: GRPO's come first in `nextx train --help`
