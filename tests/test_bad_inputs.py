@@ -546,6 +546,15 @@ def test_a_full_disk_gets_one_line_and_leaves_nothing(cli_runner, trl_run, full_
     assert list(full_disk.iterdir()) == []
 
 
+def test_a_plot_on_a_full_disk_gets_one_line_and_leaves_nothing(cli_runner, trl_run, full_disk):
+    pytest.importorskip("matplotlib")
+    plot = full_disk / "sigma.png"
+    fails(cli_runner, ["inspect", trl_run, "--plot", plot],
+          f"cannot write the output: No space left on device ({plot}). Free disk space or choose a writable --plot; "
+          "nothing partial was left behind.")
+    assert list(full_disk.iterdir()) == []
+
+
 def test_train_on_a_full_disk_removes_the_partial_checkpoint(cli_runner, warm_tiny, full_disk):
     pytest.importorskip("trl")
     run = full_disk / "run"

@@ -1,6 +1,7 @@
 """The reference GRPO trainer, NExt in the loop, eval, and the tiny model — real TRL, tiny sizes."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -56,13 +57,18 @@ def test_tokenizer_and_model_round_trip(raw_tiny):
 def test_tasks_have_fixed_disjoint_splits():
     for name in TASKS:
         task = get_task(name)
-        held = task.eval_split()
-        assert len(held) == 500 and len({e.prompt for e in held}) == 500
-        assert held == task.eval_split()
+        held, validation = task.eval_split(), task.validation_split()
+        assert len(held) == len({e.prompt for e in held}) == task.eval_size
+        assert held == task.eval_split() and not {e.prompt for e in held} & {e.prompt for e in validation}
         train_prompts = {e.prompt for e in task.train_examples(2000, seed=3)}
-        assert not train_prompts & {e.prompt for e in held}
+        assert not train_prompts & {e.prompt for e in (*held, *validation)}
         example = held[0]
-        assert eval(example.prompt.rstrip("=")) == int(example.answer)  # the answer is right
+        question = re.search(r"(\d+ ?[-+] ?\d+(?: ?[-+] ?\d+)?)(?:=|\?)", example.prompt)[1]
+        assert eval(question) == int(example.answer)  # the answer is right
+        assert task.score(f" {example.answer}\n", example.answer) == 1.0 and task.score("x", example.answer) == 0.0
+    chat = get_task("chat-arith")
+    assert chat.score("The answer is 12.", "12") == 1.0 and chat.score("-3", "3") == 0.0 and chat.score("123", "12") == 0.0
+    assert len(chat.population()) == 882 and len(chat.test_population()) == 682
 
 
 def test_eval_accuracy_on_known_answers(raw_tiny, monkeypatch):
@@ -407,7 +413,7 @@ def test_arm_variants_override_their_jump_settings_and_their_jump_step(tmp_path)
 
     assert arm_settings("trend-every:every=25:ahead=50:cap=2.5:at=75") == {
         "next_method": "trend", "next_every": 25, "next_ahead": 50, "next_cap": 2.5, "next_damping": 0.875,
-        "next_apply": "offset", "next_at": 75}
+        "next_apply": "offset", "next_velocity": "total", "next_at": 75}
     config = DemoConfig(arms=("trend-every:at=75:every=25",))
     run = config.run_config(tmp_path / "a", 0, config.arms[0])
     assert (run.next_at, run.next_every, config.jump_step(config.arms[0]), config.jump_step("trend-every")) == (75, 25, 75, 150)

@@ -77,10 +77,11 @@ def _register() -> None:
     from nextx.cli.fit import backtest_cmd, fit_cmd
     from nextx.cli.hub import pull_cmd
     from nextx.cli.inspect import inspect
+    from nextx.cli.llm import fetch_llm_cmd
     from nextx.cli.train import eval_cmd, train_cmd
 
     for command in (inspect, fit_cmd, backtest_cmd, extrapolate_cmd, export_cmd, pull_cmd, train_cmd, eval_cmd,
-                    demo_cmd, dgo_group):
+                    demo_cmd, dgo_group, fetch_llm_cmd):
         cli.add_command(command)
 
 

@@ -186,26 +186,44 @@ def resolve_hub_run(
         snaps = {step: snapshot(repo) for step, repo in repos.items()}
         return None, snaps, {"repo_template": repo_template, "steps": steps}
     hub = parse_hub_url(source) if is_hub_url(source) else HubSource(str(source))
+    folders = None  # why the snapshot's folders are not a run (None: not looked at, or they are)
     if layout in ("auto", "folders"):
         root = snapshot(hub.repo, hub.revision)
+        if hub.subdir and not (root / hub.subdir).is_dir():
+            raise HubError(f"{hub.repo}{'@' + hub.revision if hub.revision else ''} has no folder {hub.subdir!r}",
+                           hint="SUBDIR in hf://OWNER/REPO[@REVISION]/SUBDIR must name a folder of the repository.")
         root = root / hub.subdir if hub.subdir else root
-        if layout == "folders" or _has_run(root):
+        folders = _run_problem(root)
+        if layout == "folders" or folders is None:
             return root, None, {"repo": hub.repo, "revision": hub.revision, "layout": "folders"}
-    if layout in ("auto", "branches") and not _settings()["offline"]:
+    offline = _settings()["offline"]
+    if layout in ("auto", "branches") and not offline:
         branches = _branch_steps(hub.repo)
         if branches:
             snaps = {step: _sub(snapshot(hub.repo, ref), hub.subdir) for step, ref in sorted(branches.items())}
             return None, snaps, {"repo": hub.repo, "layout": "branches", "revisions": branches}
-    if layout in ("auto", "commits") and not _settings()["offline"]:
+    if layout in ("auto", "commits") and not offline:
         commits = _commit_steps(hub.repo, hub.revision)
         if commits:
             snaps = {step: _sub(snapshot(hub.repo, sha), hub.subdir) for step, sha in sorted(commits.items())}
             return None, snaps, {"repo": hub.repo, "layout": "commits", "revisions": commits}
-    raise HubError(
-        f"repository {hub.repo} has no checkpoints",
-        hint="Tried checkpoint-N folders, step_N branches and 'Training in progress, step N' commits; "
-        "for one repo per step pass --repo-template and --steps.",
-    )
+    raise _no_checkpoints(hub.repo, folders, offline)
+
+
+def _no_checkpoints(repo: str, folders: str | None, offline: bool) -> HubError:
+    """Why a repository gave no run, one cause per message: its checkpoint folders are there but not
+    readable as a run; offline, only the cached folders could be looked at; or there are none."""
+    if folders and not folders.startswith(("no checkpoints found", "run directory is empty")):
+        return HubError(f"repository {repo} has checkpoint folders, but they are not a run nextx can read: {folders}",
+                        hint="Check the repository's files (nextx downloads safetensors and JSON only, never "
+                             "pickles).")
+    if offline:
+        return HubError(f"repository {repo} has no checkpoint-N folders in the local cache, and offline "
+                        "(HF_HUB_OFFLINE) its step branches and commits cannot be listed",
+                        hint="Unset HF_HUB_OFFLINE to look for them on the Hub.")
+    return HubError(f"repository {repo} has no checkpoints",
+                    hint="Tried checkpoint-N folders, step_N branches and 'Training in progress, step N' commits; "
+                         "for one repo per step pass --repo-template and --steps.")
 
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -238,12 +256,13 @@ def _sub(path: Path, subdir: str | None) -> Path:
     return path / subdir if subdir else path
 
 
-def _has_run(root: Path) -> bool:
+def _run_problem(root: Path) -> str | None:
+    """Why ``root`` is not a run (the reader's one line), or None when it is one."""
     try:
         discover_checkpoints(root)
-    except Exception:  # noqa: BLE001 - "not a run" in any way means: try the other layouts
-        return False
-    return True
+    except Exception as err:  # noqa: BLE001 - "not a run" in any way means: try the other layouts
+        return getattr(err, "message", None) or str(err)
+    return None
 
 
 def push(folder: str | Path, repo: str, *, private: bool = False, message: str | None = None,

@@ -127,9 +127,9 @@ def atomic_output_dir(out: str | Path, *, force: bool = False) -> Iterator[Path]
 
 
 @contextlib.contextmanager
-def _io_errors(out: Path) -> Iterator[None]:
+def _io_errors(out: Path, option: str = "-o") -> Iterator[None]:
     """A disk full, read-only or permission error while writing: one line naming the output."""
-    hint = "Free disk space or choose a writable -o; nothing partial was left behind."
+    hint = f"Free disk space or choose a writable {option}; nothing partial was left behind."
     try:
         yield
     except OSError as err:
@@ -214,6 +214,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, option: str = "-o") -> Iterator[Path]:
+    """One new file written whole or not at all: yields a temp path beside ``path``, renamed to it when
+    the block ends (never over an existing file); on any error the temp file is gone, and a full or
+    read-only disk is one line naming ``path`` and the ``option`` that chose it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.nextx-tmp-{os.getpid()}")
+    try:
+        with _io_errors(path, option):
+            yield tmp
+            _replace(tmp, path, force=False)
     finally:
         tmp.unlink(missing_ok=True)
 

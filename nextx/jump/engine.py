@@ -35,6 +35,7 @@ from nextx.jump.pace import JumpPace
 from nextx.predictors import DEFAULT_METHOD, by_method
 
 LOOP_HORIZON = 3  # NExt's target horizon in the loop, in checkpoints (a jump early in a run has few)
+LOOP_METHOD = "trend"  # `nextx train`'s in-loop default: the method of the variant tuned on seeds 100–104
 # what a jump extrapolates: the whole path (earlier jumps included: each jump then reads the last one as
 # motion), or the training's own path (the LoRA alone; offset jumps leave it untouched: no feedback)
 VELOCITIES = ("total", "trained")

@@ -12,29 +12,31 @@ own settings as written (``sfpo:sfpo_alpha=0.5``). SFPO takes K + 1 updates per 
 demo runs it for as many rollout batches as vanilla has steps and measures it in rollout batches.
 """
 
-FREQUENT = {"next_every": 50, "next_ahead": 25.0, "next_cap": 1.0, "next_damping": 0.875, "next_apply": "offset"}
+ONCE = {"next_every": 0, "next_cap": 0, "next_velocity": "total"}  # one uncapped jump (not `nextx train`'s default)
+FREQUENT = {"next_every": 50, "next_ahead": 25.0, "next_cap": 1.0, "next_damping": 0.875, "next_apply": "offset",
+            "next_velocity": "total"}
 # tuned on seeds 100–104 (docs/tuning-seeds-100-104.json): a jump at every checkpoint, one interval
 # ahead, capped at the training's own last interval, no damping, extrapolating the training's own path
 FAST = {"next_every": 25, "next_ahead": 25.0, "next_cap": 1.0, "next_damping": 1.0, "next_apply": "offset",
         "next_velocity": "trained"}
 
 ARMS = {  # arm → the jump's GRPORunConfig fields (next_ahead None: the config's next_ahead; "grid": reward's grid)
-    "next": {"next_method": "next", "next_ahead": None, "next_apply": "refactor"},
-    "relex": {"next_method": "relex", "next_ahead": None, "next_apply": "refactor"},
-    "linear": {"next_method": "linear", "next_ahead": None, "next_apply": "refactor"},
-    "trend": {"next_method": "trend", "next_ahead": None, "next_apply": "refactor"},
-    "next-offset": {"next_method": "next", "next_ahead": None, "next_apply": "offset"},
-    "next-merge": {"next_method": "next", "next_ahead": None, "next_apply": "merge"},
-    "trend-offset": {"next_method": "trend", "next_ahead": None, "next_apply": "offset"},
-    "rre-offset": {"next_method": "rre", "next_ahead": None, "next_apply": "offset"},
+    "next": {**ONCE, "next_method": "next", "next_ahead": None, "next_apply": "refactor"},
+    "relex": {**ONCE, "next_method": "relex", "next_ahead": None, "next_apply": "refactor"},
+    "linear": {**ONCE, "next_method": "linear", "next_ahead": None, "next_apply": "refactor"},
+    "trend": {**ONCE, "next_method": "trend", "next_ahead": None, "next_apply": "refactor"},
+    "next-offset": {**ONCE, "next_method": "next", "next_ahead": None, "next_apply": "offset"},
+    "next-merge": {**ONCE, "next_method": "next", "next_ahead": None, "next_apply": "merge"},
+    "trend-offset": {**ONCE, "next_method": "trend", "next_ahead": None, "next_apply": "offset"},
+    "rre-offset": {**ONCE, "next_method": "rre", "next_ahead": None, "next_apply": "offset"},
     "next-every": {"next_method": "next", **FREQUENT},
     "trend-every": {"next_method": "trend", **FREQUENT},
     "trend-fast": {"next_method": "trend", **FAST},
     "trend-fast-verified": {"next_method": "trend", **FAST, "next_verify": 5, "next_adaptive": True},
     # NExt at the fast pace, its cost trimmed: each fit starts from the last one's MLPs, 200 epochs (not 1000)
     "next-fast": {"next_method": "next", **FAST, "next_warm": True, "next_epochs": 200},
-    "reward": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "refactor"},
-    "reward-offset": {"next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "offset"},
+    "reward": {**ONCE, "next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "refactor"},
+    "reward-offset": {**ONCE, "next_method": "auto", "next_ahead": "grid", "next_select": "reward", "next_apply": "offset"},
 }
 
 
@@ -43,6 +45,8 @@ ARMS = {  # arm → the jump's GRPORunConfig fields (next_ahead None: the config
 PEERS = {
     "lookahead": {"lookahead": 5, "lookahead_alpha": 0.5},
     "sfpo": {"sfpo": 3, "sfpo_alpha": 0.8},
+    # both: SFPO's updates and trend-fast's jumps (its steps in rollout batches: the demo scales them)
+    "sfpo-trend-fast": {"sfpo": 3, "sfpo_alpha": 0.8, "next_method": "trend", **FAST},
 }
 ARMS.update(PEERS)
 

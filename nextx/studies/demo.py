@@ -71,10 +71,14 @@ class DemoConfig(RunSettings):
         if arm is None:
             return GRPORunConfig(output_dir=str(out), **settings)
         if is_peer(arm):  # as many rollout batches as vanilla has steps, a checkpoint every save_every of them
-            peer = {**settings, **arm_settings(arm)}
-            per = GRPORunConfig(output_dir=str(out), **peer).updates_per_rollout()
-            return GRPORunConfig(output_dir=str(out), **{**peer, "steps": self.steps * per,
-                                                         "save_every": self.save_every * per})
+            own = arm_settings(arm)
+            peer = {**settings, **own}
+            counted = ["steps", "save_every"]
+            if "next_method" in own:  # a peer with jumps: from the demo's jump step, counted in rollout batches
+                peer["next_at"] = own.get("next_at") or self.next_at
+                counted += ["next_at", "next_every", "next_ahead"]
+            per = GRPORunConfig(output_dir=str(out), **{**peer, "next_at": None}).updates_per_rollout()
+            return GRPORunConfig(output_dir=str(out), **{**peer, **{k: peer[k] * per for k in counted}})
         jump = arm_settings(arm)
         if jump["next_ahead"] is None:
             jump["next_ahead"] = self.next_ahead
@@ -89,11 +93,17 @@ class DemoConfig(RunSettings):
         return arm_settings(arm).get("next_at") or self.next_at
 
 
+def base_model(config: DemoConfig, log=print) -> Path:
+    """What every run starts from: ``config.model`` (a local model directory), else the task's
+    embedded tiny model (built once)."""
+    return Path(config.model) if config.model else tiny_model_path(config.task, log=log)
+
+
 def run_seed(out: Path, config: DemoConfig, seed: int, log=print, console=None) -> dict:
     """One seed: vanilla and every arm trained and scored; {"curves", "seconds", "clocks", "jumps"} by arm
     (a peer's steps counted in rollout batches)."""
     task = get_task(config.task)
-    base = tiny_model_path(config.task, log=log)
+    base = base_model(config, log)
     curves, seconds, clocks, jumps = {}, {}, {}, {}
     for arm in (None, *config.arms):
         name = arm or "vanilla"
@@ -130,7 +140,7 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig(), log=print, console=No
         finally:
             torch.set_num_threads(threads)
         return write_report(out, config, results, log)
-    tiny_model_path(config.task, log=log)  # built once, before the workers
+    base_model(config, log)  # built once, before the workers
     log(f"{len(config.seeds)} seeds × {1 + len(config.arms)} runs, {jobs} seeds at a time (one thread each)")
     results = {}
     for seed, result in map_seeds(quiet_seed, config.seeds, jobs, out, config):
@@ -155,7 +165,7 @@ def write_report(out: Path, config: DemoConfig, results: dict[str, dict], log=pr
     report = build_report(config, {s: r["curves"] for s, r in results.items()},
                           {s: r["seconds"] for s, r in results.items()}, {s: r["jumps"] for s, r in results.items()},
                           {s: r["clocks"] for s, r in results.items()})
-    report["base_model"] = str(tiny_model_path(config.task, log=log))
+    report["base_model"] = str(base_model(config, log))
     population = task.test_population()
     report["evaluation"] = {"prompts": len(population) if population else len(task.eval_split()),
                             "exact": population is not None,

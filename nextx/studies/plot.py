@@ -26,10 +26,16 @@ def check_new(path: str | Path) -> None:
 
 
 def _save(plt, fig, path: str | Path) -> Path:
+    """The figure as a new PNG, written whole or not at all (a full disk: one line, no partial file)."""
+    from nextx.io.write import atomic_file
+
     check_new(path)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_file(path, "--plot") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

@@ -55,7 +55,7 @@ def evaluate(model, tokenizer, task: Task, examples: list[Example] | None = None
     """Accuracy = mean exact-match reward of greedy completions on ``examples`` (default: the
     held-out split); ``exact`` marks them as the task's whole test population."""
     examples = examples if examples is not None else task.eval_split()
-    completions = greedy_completions(model, tokenizer, [e.prompt for e in examples], task.max_answer_chars + 1)
+    completions = greedy_completions(model, tokenizer, [e.prompt for e in examples], task.max_new_tokens)
     rewards = [task.score(c, e.answer) for c, e in zip(completions, examples, strict=True)]
     accuracy = sum(rewards) / len(rewards)
     return EvalResult(accuracy, accuracy, len(rewards), rewards, exact)

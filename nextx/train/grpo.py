@@ -43,7 +43,7 @@ def _reward_function(task: Task | None, verifier: str, record: list | None = Non
         def score(completion, answer):
             return 1.0 if verify(parse(answer), parse(completion)) else 0.0
     else:
-        score = Task.score
+        score = task.score if task is not None else Task.score
 
     def reward(completions, answer, **columns):
         rewards = [score(c, a) for c, a in zip(completions, answer, strict=True)]
@@ -247,9 +247,9 @@ def jump_callback(config: GRPORunConfig, task: Task | None, model_path: str, log
     scorer = None
     if config.next_select == "reward":
         scorer = TaskScorer(task, model_path, task.validation_split(config.next_eval_size))
-    return NExtCallback(config.next_at, config.next_every, config.next_method, config.next_ahead, config.next_horizon,
+    return NExtCallback(config.next_at, config.jump_every(), config.next_method, config.jump_ahead(), config.next_horizon,
                         config.method_hparams(), select=config.next_select, scorer=scorer, apply=config.next_apply,
-                        cap=config.next_cap, damping=config.next_damping, log=log, velocity=config.next_velocity,
+                        cap=config.jump_cap(), damping=config.next_damping, log=log, velocity=config.jump_velocity(),
                         adaptive=config.next_adaptive, verify=config.next_verify, warm=config.next_warm)
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from nextx.errors import NextxError
 from nextx.jump.apply import APPLY_MODES
-from nextx.jump.engine import LOOP_HORIZON, VELOCITIES
-from nextx.predictors import DEFAULT_METHOD, REGISTRY
+from nextx.jump.engine import LOOP_HORIZON, LOOP_METHOD, VELOCITIES
+from nextx.predictors import REGISTRY
 from nextx.train.tasks import TASKS
 
 
@@ -84,6 +84,9 @@ class GRPOSettings:
         if self.task is None and self.model is None:
             raise NextxError("--dataset needs --model: the embedded tiny model knows only the built-in tasks",
                              hint="Pass --model PATH or a Hub id (OWNER/NAME).")
+        if self.task in TASKS and TASKS[self.task].needs_pretrained and self.model is None:
+            raise NextxError(f"--task {self.task} is asked in chat format, which the embedded tiny model cannot read",
+                             hint="Pass --model: a pretrained chat model, e.g. $(nextx fetch-llm).")
         if self.model is not None:
             from pathlib import Path
 
@@ -119,29 +122,48 @@ class JumpSettings:
     """NExt in the loop (`nextx.jump.JumpEngine`): when, how far, how."""
 
     next_at: int | None = knob(None, "Jump after this step (a checkpoint step).", minimum=1)
-    next_every: int | None = knob(None, "…and again every N steps.", minimum=1)
-    next_method: str = knob(DEFAULT_METHOD, "Jump method, or auto.", flag="--method",
+    next_every: int | None = knob(None, "…and again every N steps (default: at every checkpoint; 0: once).", minimum=0)
+    next_method: str = knob(LOOP_METHOD, "Jump method, or auto.", flag="--method",
                             choices=(*(m for m in REGISTRY if m != "stay"), "auto"))
-    next_ahead: float | str | None = knob(None, "Training steps past the checkpoint, or auto (default: one horizon).")
+    next_ahead: float | str | None = knob(None, "Training steps past the checkpoint, or auto (default: one checkpoint "
+                                          "interval).")
     next_horizon: int = knob(LOOP_HORIZON, "NExt's target horizon, in checkpoints.", flag="--horizon", minimum=1)
     next_lr: float = method_knob("next", "lr")
     next_epochs: int | str = method_knob("next", "epochs")
-    next_cap: float | None = knob(None, "Trust region: each jump ≤ this × the last checkpoint interval's update, "
-                                  "per module.", minimum=0)
+    next_cap: float | None = knob(1.0, "Trust region: each jump ≤ this × the last checkpoint interval's update, "
+                                  "per module (0: none).", minimum=0)
     next_apply: str = knob("offset", "offset: into the frozen base (exact, Adam kept); refactor: into the rank-r "
                            "LoRA (Adam reset); merge: LoRA and jump merged into the base, fresh LoRA and Adam.",
                            choices=APPLY_MODES)
     next_damping: float = knob(1.0, "With --next-every: the k-th jump goes damping^k × --next-ahead.", minimum=0,
                                maximum=1)
-    next_velocity: str = knob("total", "What a jump extrapolates: the whole path (total) or the training's own "
-                              "(trained: without earlier jumps, so frequent jumps do not feed on themselves).",
-                              choices=VELOCITIES)
+    next_velocity: str | None = knob(None, "What a jump extrapolates: the whole path (total) or the training's own "
+                                     "(trained: without earlier jumps, so frequent jumps do not feed on themselves; "
+                                     "the default, except with --next-apply merge).", choices=VELOCITIES)
     next_adaptive: bool = knob(False, "Adaptive pace: after each jump, grow the next ones ×1.5 when training went "
                                "on as predicted (ρ ≥ 0.5), shrink them ×0.5 when it turned back (ρ < 0).")
     next_warm: bool = knob(False, "Start each jump's predictor fit from the previous jump's (NExt's MLPs): with "
                            "frequent jumps, far fewer --next-epochs suffice.")
     next_verify: int = knob(0, "Verify each jump on the on-policy reward of the next N steps against the N before; "
                             "undo it exactly when the reward fell by more than 2 SE (0: off).", minimum=0)
+
+    def jump_every(self) -> int | None:
+        """Steps between jumps: as given (0: none after the first), else one checkpoint interval."""
+        every = self.save_every if self.next_every is None else self.next_every
+        return every or None
+
+    def jump_ahead(self) -> float | str | None:
+        """Steps ahead: as given, else one checkpoint interval (reward selection: None, its grid)."""
+        if self.next_ahead is None and self.next_select != "reward":
+            return float(self.save_every)
+        return self.next_ahead
+
+    def jump_velocity(self) -> str:
+        """As given, else the training's own path ("trained"; "total" for merge jumps, which restart it)."""
+        return self.next_velocity or ("total" if self.next_apply == "merge" else "trained")
+
+    def jump_cap(self) -> float | None:
+        return self.next_cap or None
 
     def method_hparams(self) -> dict:
         """The predictors' own settings given as ``--next-*`` (flat; each method takes what it declares)."""

@@ -73,7 +73,7 @@ def initial_bank(base: str, task: Task, problems: list[Example], generate, thres
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
     bank = ExperienceBank(embed=embed)
-    answers = greedy_completions(model, tokenizer, [e.prompt for e in problems], task.max_answer_chars + 1)
+    answers = greedy_completions(model, tokenizer, [e.prompt for e in problems], task.max_new_tokens)
     for example, completion in zip(problems, answers, strict=True):
         text = generate(example.prompt, completion, example.answer)
         if text is not None and bank.nearest(text)[1] < threshold:

@@ -6,8 +6,9 @@ from nextx.errors import NextxError
 from nextx.train.tasks.addition import Addition
 from nextx.train.tasks.base import Example, Task
 from nextx.train.tasks.chain import Chain
+from nextx.train.tasks.chat_arith import ChatArithmetic
 
-TASKS: dict[str, type[Task]] = {"addition": Addition, "chain": Chain}
+TASKS: dict[str, type[Task]] = {"addition": Addition, "chain": Chain, "chat-arith": ChatArithmetic}
 
 
 def get_task(name: str) -> Task:

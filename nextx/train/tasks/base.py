@@ -25,6 +25,13 @@ class Task(ABC):
     description: str
     alphabet: str  # every character prompts and answers may use
     max_answer_chars: int
+    needs_pretrained = False  # True: prompts the embedded tiny model cannot read (chat); needs --model
+    eval_size, validation_size = EVAL_SIZE, VALIDATION_SIZE  # a small population keeps room to train
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Tokens a greedy answer may take (the tiny models' tokenizers: one per character, plus the end)."""
+        return self.max_answer_chars + 1
 
     @abstractmethod
     def draw(self, rng: random.Random) -> Example:
@@ -35,14 +42,15 @@ class Task(ABC):
         enough to score them all (exact accuracy, no sampling noise); None otherwise."""
         return None
 
-    def eval_split(self, size: int = EVAL_SIZE) -> list[Example]:
+    def eval_split(self, size: int | None = None) -> list[Example]:
         """The fixed held-out split: distinct prompts from a reserved seed (never in training)."""
-        return self._distinct(random.Random(EVAL_SEED), size, exclude=set())
+        return self._distinct(random.Random(EVAL_SEED), size or self.eval_size, exclude=set())
 
-    def validation_split(self, size: int = VALIDATION_SIZE) -> list[Example]:
+    def validation_split(self, size: int | None = None) -> list[Example]:
         """Prompts for choosing between models (reward-selected jumps): distinct, from another
         reserved seed, disjoint from the held-out split and from training."""
-        return self._distinct(random.Random(VALIDATION_SEED), size, exclude={e.prompt for e in self.eval_split()})
+        return self._distinct(random.Random(VALIDATION_SEED), size or self.validation_size,
+                              exclude={e.prompt for e in self.eval_split()})
 
     def test_population(self) -> list[Example] | None:
         """The population minus the validation prompts: what the steps-saved measure scores, so a
