@@ -161,10 +161,14 @@ CASES = {  # name: (prepare(run, tmp) or None, argv, exit code, whole stderr aft
     "train next-at off the grid": (None, ["train", "-o", "{out}", "--steps", "10", "--save-every", "4", "--next-at", "6"],
                                    1, "--next-at 6 is not a multiple of --save-every 4. NExt jumps right after a "
                                       "checkpoint is saved."),
+    "train next-every off the grid": (None, ["train", "-o", "{out}", "--steps", "20", "--save-every", "4", "--next-at",
+                                             "8", "--next-every", "6"],
+                                      1, "--next-every 6 is not a multiple of --save-every 4. Jumps come right after a "
+                                         "checkpoint is saved."),
     "demo unknown arm": (None, ["demo", "-o", "{out}", "--arms", "magic"], 2,
                          "Invalid value for --arms: unknown arm 'magic' (choose from next, relex, linear, trend, "
                          "next-offset, next-merge, trend-offset, rre-offset, next-every, trend-every, trend-fast, "
-                         "trend-fast-verified, reward, reward-offset)"),
+                         "trend-fast-verified, next-fast, reward, reward-offset, lookahead, sfpo, sfpo-trend-fast)"),
     "demo seeds not integers": (None, ["demo", "-o", "{out}", "--seeds", "a,b"], 2,
                                 "Invalid value for --seeds: 'a,b' is not a comma-separated list of integers"),
     "cap negative": (None, [*X, "--cap", "-1"], 2,

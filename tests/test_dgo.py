@@ -210,7 +210,7 @@ def test_short_dgo_run_end_to_end_with_next_jumps(tmp_path, dgo_tiny, cli_runner
     args = ["train", "-o", str(out), "--algo", "dgo", "--steps", "4", "--save-every", "1", "--prompts-per-step", "4",
             "--num-generations", "4", "--lr", "3e-3", "--dgo-iterations", "2", "--dgo-validation-size", "20",
             "--dgo-initial", "16", "--dgo-candidates", "2", "--dgo-sft-epochs", "1", "--dgo-sft-batch", "8",
-            "--next-at", "2", "--method", "linear", "--horizon", "1", "--next-ahead", "1"]
+            "--next-at", "2", "--next-every", "0", "--method", "linear", "--horizon", "1", "--next-ahead", "1"]
     result = cli_runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == str(out / "iteration-2")

@@ -126,6 +126,8 @@ def test_hub_errors(hub, trl_run, cli_runner, monkeypatch, tmp_path):
     # "no checkpoints" has three causes, each told apart: a SUBDIR that is not there, folders that are not
     # a readable run, and offline (the step branches and commits could not be listed)
     _hub_fails(cli_runner, ["inspect", "hf://org/grpo/runs/nope"], "org/grpo has no folder 'runs/nope'")
+    hub.commit("org/plain", {"config.json": b"{}"}, "a file nextx downloads, no checkpoint")
+    _hub_fails(cli_runner, ["inspect", "hf://org/plain"], "repository org/plain has no checkpoints", "step_N")
     hub.commit("org/broken", {"checkpoint-10/trainer_state.json": b'{"global_step": 10}'}, "half an upload")
     _hub_fails(cli_runner, ["inspect", "hf://org/broken"], "repository org/broken has checkpoint folders, but they are "
                "not a run nextx can read: checkpoint has neither adapter_config.json nor model.safetensors")
@@ -136,7 +138,7 @@ def test_hub_errors(hub, trl_run, cli_runner, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _hub_fails(cli_runner, ["pull", "org/other", "-o", str(tmp_path / "x")], "not in the local cache", "offline")
     assert not (tmp_path / "x").exists()
-    _hub_fails(cli_runner, ["inspect", "hf://org/empty"], "repository org/empty has no checkpoint-N folders in the "
+    _hub_fails(cli_runner, ["inspect", "hf://org/plain"], "repository org/plain has no checkpoint-N folders in the "
                "local cache, and offline (HF_HUB_OFFLINE) its step branches and commits cannot be listed")
 
 

@@ -21,8 +21,8 @@ LAYERS = {  # lower imports nothing higher
 TRAIN_LAYERS = {  # inside nextx/train: the tasks and evaluation at the bottom, DGO on top
     "tasks": 0, "tokenizer": 0, "quiet": 0, "evaluate": 0,
     "experiences": 1, "scorer": 1, "runs": 1, "progress": 1,
-    "tiny_model": 2, "settings": 2, "config": 2,
-    "callback": 3,
+    "tiny_model": 2, "settings": 2, "config": 2, "pretrained": 2,
+    "callback": 3, "reposition": 3, "clock": 3,
     "grpo": 4,
     "dgo": 5,
 }

