@@ -99,6 +99,8 @@ def test_a_gguf_model_converts_to_safetensors_with_its_tokenizer_and_provenance(
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.convert_tokens_to_ids("12") == TOKENS.index("12")
     assert model.config.tie_word_embeddings and model.get_output_embeddings().weight.shape == (len(TOKENS), 32)
+    saved = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in saved  # dequantized: transformers trains it (it refuses GGUF-quantized)
 
 
 def test_a_chat_task_without_a_pretrained_model_is_refused(cli_runner, tmp_path):

@@ -10,9 +10,7 @@ takes that directory like any local model. Needs the ``gguf`` package (extra ``l
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -70,10 +68,12 @@ def convert_gguf(gguf_file: Path, out: Path, *, source: dict | None = None, forc
 
     quiet_transformers()
     gguf_file = Path(gguf_file)
-    with _no_tqdm():  # transformers' GGUF reader draws its own progress bar
-        loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)  # a plain model: no GGUF ties
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the weights are dequantized: a trainable float32 model now
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # a plain model: no GGUF ties
     model.load_state_dict(loaded.state_dict())
     provenance = {**(source or {}), "gguf": gguf_file.name, "sha256": file_sha256(gguf_file),
                   "quantization": gguf_tensor_types(gguf_file), "stored_as": "float32 (dequantized)",
@@ -101,19 +101,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _no_tqdm():
-    before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = before
 
 
 def _require_gguf() -> None:
