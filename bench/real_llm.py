@@ -24,7 +24,7 @@ from pathlib import Path
 
 SIZES = {  # name → (steps, save_every, next_at, prompts_per_step, seeds)
     "full": (200, 10, 60, 16, 3),
-    "smoke": (4, 2, 2, 2, 1),
+    "smoke": (6, 2, 4, 2, 1),
 }
 
 
