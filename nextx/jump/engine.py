@@ -12,8 +12,9 @@ earlier jumps added), so ΔŴ and the trust region measure what training did, no
 previous jump — frequent long jumps then do not feed on themselves.
 
 through `LiveModel` in one of the ways of `nextx.jump.apply`. With ``warm``, each fit starts from the
-previous jump's (NExt: its MLPs' weights, so fewer epochs suffice; a resumed run's first fit is cold). Fitting and scoring never shift the
-training's random streams, so a run that does not jump continues exactly as without the engine.
+previous jump's (NExt: its MLPs' weights, so fewer epochs suffice; a resumed run's first fit is
+cold). Fitting and scoring never shift the training's random streams, so a run that does not jump
+continues exactly as without the engine.
 """
 
 from __future__ import annotations
