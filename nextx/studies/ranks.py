@@ -2,13 +2,15 @@
 
     python -m torch.distributed.run --nproc_per_node 2 -m nextx.studies.ranks MODE OUT [MODEL]
 
-MODE: engine | fsdp1 | fsdp2 | zero2 | zero3 | zero3r | trl. On CPU the ranks talk over gloo; with
+MODE: engine | fsdp1 | fsdp2 | zero2 | zero3 | zero3r | trl | resume-fsdp1 | resume-fsdp2. On CPU the ranks
+talk over gloo; with
 NEXTX_RANKS_DEVICE=cuda each rank uses its own GPU (cuda:LOCAL_RANK) and NCCL.
 
 engine, fsdp1, fsdp2: a PEFT model (plain as under DDP, or sharded by FSDP1 / FSDP2) trained
 identically on each rank, with a JumpEngine whose settings differ by rank: rank 0's decision must
 be applied on every rank.
 trl: nextx's GRPO trainer (TRL, DDP) with offset jumps in the loop.
+resume-fsdp1, resume-fsdp2: a sharded engine run, whole and resumed from its checkpoint-3 (`resumed_run`).
 Each rank writes its final effective weights to OUT/rank<r>.safetensors."""
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
+
+from nextx.io.offsets import write_jump_log
 
 
 def _device() -> torch.device:
@@ -112,6 +116,66 @@ def engine_run(out: Path, wrap: str = "none") -> None:
     dist.destroy_process_group()
 
 
+def resumed_run(out: Path, wrap: str) -> None:
+    """Resume under FSDP at torch level: an engine run (jumps at every step from 2, checkpoints as
+    `NExtCallback` writes them: LoRA factors, base offsets and their history, the jump log), then the
+    same run resumed from its checkpoint-3 in a fresh, freshly sharded model — W₀ as loaded, the
+    checkpoint's LoRA, and `nextx.jump.resume.restore` for the offsets, history and jump record.
+    Each rank writes both runs' final weights (``whole|…`` and ``resumed|…``) to OUT/rank<r>.safetensors."""
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+
+    from nextx.jump import JumpEngine, JumpPace, PeftLiveModel
+    from nextx.jump.resume import restore
+    from nextx.studies.dynamics import build_tiny_model
+
+    dist.init_process_group(_backend())
+    rank, run_dir, final = dist.get_rank(), out / "run", {}
+    for stage in ("whole", "resumed"):
+        torch.manual_seed(0)
+        model = _wrapped(get_peft_model(build_tiny_model(0).to(_device()),
+                                        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"])), wrap)
+        live, engine, first = PeftLiveModel(model), JumpEngine(JumpPace(at=2, every=1), method="linear", ahead=1,
+                                                                horizon=1), 1
+        if stage == "resumed":
+            saved = load_file(run_dir / "checkpoint-3" / "adapter_model.safetensors")
+            with live.gathered():
+                for name in live.specs():
+                    live.write_factors(name, saved[f"base_model.model.{name}.lora_A.weight"],
+                                       saved[f"base_model.model.{name}.lora_B.weight"])
+                restore(engine, run_dir, 3, live, 6, writer=False)
+            first = 4
+        for step in range(first, 6):
+            _train_step(model, model, live, wrap, step)
+            with live.gathered():
+                factors = {name: live.factors(name) for name in live.specs()}  # FSDP2: a collective, every rank
+                if stage == "whole" and rank == 0:
+                    _save_checkpoint(run_dir / f"checkpoint-{step}", model, factors, engine)
+                engine.observe(step, live)
+                if engine.maybe_jump(step, 6, live) is not None and stage == "whole" and rank == 0:
+                    write_jump_log(run_dir, engine.jumps)
+        with live.gathered():
+            final.update({f"{stage}|{n}": t.cpu() for n, t in effective(model).items()})
+        dist.barrier()  # rank 0's checkpoints are complete before the resumed stage reads them
+    save_file(final, out / f"rank{rank}.safetensors")
+    dist.destroy_process_group()
+
+
+def _save_checkpoint(path: Path, model, factors: dict, engine) -> None:
+    """What the trainer and `NExtCallback` write at a save: the adapter (whole factors, PEFT's names and
+    config) and, once jumps moved the base, its offsets and their history."""
+    from nextx.io.offsets import write_base_history, write_offsets
+
+    path.mkdir(parents=True)
+    save_file({f"base_model.model.{name}.lora_{f}.weight": t.detach().cpu().contiguous()
+               for name, pair in factors.items() for f, t in zip("AB", pair, strict=True)},
+              path / "adapter_model.safetensors")
+    getattr(model, "module", model).peft_config["default"].save_pretrained(path)
+    if engine.offsets:
+        write_offsets(path, engine.offsets, engine.made())
+        write_base_history(path, engine.additions)
+
+
 def _train_step(model, peft_model, live, wrap: str, step: int) -> None:
     """A real step (DeepSpeed: forward, backward, its optimizer) or a fixed move of the B factors."""
     if wrap.startswith("zero"):
@@ -179,5 +243,7 @@ if __name__ == "__main__":
     mode, out = sys.argv[1], Path(sys.argv[2])
     if mode == "trl":
         trl_run(out, sys.argv[3], *sys.argv[4:5])
+    elif mode.startswith("resume-"):
+        resumed_run(out, mode.removeprefix("resume-"))
     else:
         engine_run(out, {"engine": "none"}.get(mode, mode))
