@@ -16,6 +16,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from unittest import mock
 
 from nextx.errors import NextxError
 from nextx.io.write import atomic_output_dir, write_json
@@ -68,8 +69,10 @@ def convert_gguf(gguf_file: Path, out: Path, *, source: dict | None = None, forc
 
     quiet_transformers()
     gguf_file = Path(gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    # transformers' GGUF reader draws its own tqdm bar per load: not in nextx's output
+    with mock.patch("transformers.modeling_gguf_pytorch_utils.tqdm", lambda tensors, **_: tensors):
+        loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
     config = loaded.config
     if hasattr(config, "quantization_config"):  # the weights are dequantized: a trainable float32 model now
         del config.quantization_config
