@@ -538,19 +538,16 @@ def full_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_a_full_disk_gets_one_line_and_leaves_nothing(cli_runner, trl_run, full_disk):
-    out = full_disk / "out"
-    fails(cli_runner, ["extrapolate", trl_run, "-o", out, "--method", "linear", "--ahead", "10"],
-          f"cannot write the output: No space left on device ({out}). Free disk space or choose a writable -o; "
-          "nothing partial was left behind.")
-    assert list(full_disk.iterdir()) == []
-
-
-def test_a_plot_on_a_full_disk_gets_one_line_and_leaves_nothing(cli_runner, trl_run, full_disk):
-    pytest.importorskip("matplotlib")
-    plot = full_disk / "sigma.png"
-    fails(cli_runner, ["inspect", trl_run, "--plot", plot],
-          f"cannot write the output: No space left on device ({plot}). Free disk space or choose a writable --plot; "
+@pytest.mark.parametrize(("name", "args", "option"), [
+    ("out", ["extrapolate", "{run}", "-o", "{path}", "--method", "linear", "--ahead", "10"], "-o"),
+    ("sigma.png", ["inspect", "{run}", "--plot", "{path}"], "--plot"),  # the PNG is written whole or not at all
+])
+def test_a_full_disk_gets_one_line_and_leaves_nothing(cli_runner, trl_run, full_disk, name, args, option):
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    path = full_disk / name
+    fails(cli_runner, [a.format(run=trl_run, path=path) for a in args],
+          f"cannot write the output: No space left on device ({path}). Free disk space or choose a writable {option}; "
           "nothing partial was left behind.")
     assert list(full_disk.iterdir()) == []
 

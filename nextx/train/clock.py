@@ -1,5 +1,5 @@
 """`SaveClock`: the wall-clock seconds since training began at every checkpoint (what a wall-clock
-saving is measured on: `nextx.studies.measure.time_to_target`)."""
+saving is measured on: `nextx.studies.measure.target_savings`)."""
 
 from __future__ import annotations
 
