@@ -61,3 +61,14 @@ def tiny_grpo_run(tmp_path_factory, warm_tiny) -> Path:
     config = GRPORunConfig(output_dir=str(out), model=str(warm_tiny), task="addition", steps=4, save_every=1,
                            prompts_per_step=4, num_generations=4, lora_r=4, lora_alpha=8, learning_rate=3e-3)
     return train(config, log=lambda m: None).path
+
+
+@pytest.fixture(scope="session")
+def dgo_tiny(nextx_cache):
+    """DGO's packaged tiny model (reads experience lines); nothing is built."""
+    pytest.importorskip("trl")
+    from nextx.train.tiny_model import ASSETS, tiny_model_path
+
+    path = tiny_model_path("addition", experiences=True)
+    assert path.parent == ASSETS
+    return path

@@ -181,6 +181,18 @@ def test_incomplete_checkpoint(cli_runner, run_copy):
           "the weights.")
 
 
+def test_fsdp_sharded_checkpoint_is_named(cli_runner, run_copy):
+    """A TRL checkpoint FSDP saved as torch.distributed.checkpoint shards: named, never unpickled."""
+    shards = run_copy / "checkpoint-90" / "pytorch_model_fsdp_0"
+    shards.mkdir(parents=True)
+    (shards / "__0_0.distcp").write_bytes(b"\x80\x04 not read")
+    (shards / ".metadata").write_bytes(b"\x80\x04 not read either")
+    fails(cli_runner, ["inspect", run_copy], "checkpoint holds FSDP sharded weights (torch.distributed.checkpoint "
+          f".distcp files), which nextx does not read: their metadata is a pickle ({run_copy / 'checkpoint-90'}). "
+          "Save full weights: fsdp_state_dict_type: FULL_STATE_DICT in the accelerate config writes the adapter as "
+          "adapter_model.safetensors (or load the checkpoint in your trainer and call save_pretrained).")
+
+
 def test_full_weights_need_a_base(cli_runner, tmp_path, base_model):
     make_full_run(tmp_path / "run", base_model, [10, 20])
     fails(cli_runner, ["inspect", tmp_path / "run"], "full-weight checkpoints need the initial weights W₀ "

@@ -169,17 +169,6 @@ def test_reward_function_records_every_rollout_with_its_row():
                       ({"answer": "85", "prompts": "p", "problem": "47+38=", "experiences": ""}, "84", 0.0)]
 
 
-@pytest.fixture(scope="module")
-def dgo_tiny(nextx_cache):
-    """DGO's packaged tiny model (reads experience lines); nothing is built."""
-    pytest.importorskip("trl")
-    from nextx.train.tiny_model import ASSETS, tiny_model_path
-
-    path = tiny_model_path("addition", experiences=True)
-    assert path.parent == ASSETS
-    return path
-
-
 def test_distillation_sft_learns_its_pairs_from_the_base(tmp_path, dgo_tiny):
     """The internalisation step: TRL's SFTTrainer from the base on (prompt, completion) pairs, loss
     on the completion: afterwards the model answers those prompts with those completions."""

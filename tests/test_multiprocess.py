@@ -51,14 +51,16 @@ def test_ranks_apply_rank_zeros_decision_and_stay_bitwise_equal(tmp_path, wrap):
 
 
 @SLOW
-@pytest.mark.parametrize("wrap", ["fsdp1", "fsdp2"])
+@pytest.mark.parametrize("wrap", ["fsdp1", "fsdp2", "zero2", "zero3"])
 def test_a_sharded_run_resumed_from_a_jumped_checkpoint_continues_like_the_whole_run(tmp_path, wrap):
-    """FSDP1 / FSDP2 at torch level: a run with jumps at steps 2–5, and the same run resumed from its
-    checkpoint-3 (saved after the jump at 2, before the one at 3) in a fresh sharded model: `restore`
-    replays the offsets into the sharded base and redoes the jump due at 3 — both ranks end on the whole
-    run's weights (relative 1e-6; here bit for bit)."""
+    """FSDP1 / FSDP2 / ZeRO-2 / ZeRO-3 at torch level: a run with jumps at steps 2–5, and the same run
+    resumed from its checkpoint-3 (saved after the jump at 2, before the one at 3) in a fresh sharded
+    model (ZeRO: DeepSpeed's own checkpoint restores LoRA and Adam, without the frozen base, as the
+    Trainer saves PEFT runs; real AdamW steps): `restore` replays the offsets into the sharded base and
+    redoes the jump due at 3 — both ranks end on the whole run's weights (relative 1e-6)."""
     import json
 
+    _needs(wrap)
     _torchrun(f"resume-{wrap}", tmp_path)
     run = tmp_path / "run"
     assert (run / "checkpoint-3" / "nextx_base_offset.safetensors").exists()  # there was an offset to restore

@@ -186,22 +186,60 @@ def _resume(out: str, settings: dict, resume: str, as_json: bool) -> None:
 @click.option("--task", type=click.Choice(TASK_NAMES), default="addition", show_default=True)
 @click.option("--base", default=None, help="Base model of an adapter: a dir, a Hub id or hf://OWNER/REPO "
               "(default: the adapter's base_model_name_or_path).")
+@click.option("--population", is_flag=True, help="Exact accuracy on the task's whole test population (not 500 "
+              "held-out prompts).")
+@click.option("--experiences", "bank", type=click.Path(exists=True), default=None,
+              help="DGO (TTS): answer with experiences retrieved from this bank (a file, or a DGO run directory).")
+@click.option("--rounds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="With --experiences: rounds of test-time scaling; after each, the bank is renewed from the "
+                   "policy's answers to validation prompts (never the test prompts').")
+@click.option("--experiences-per-prompt", "k", type=click.IntRange(1, 16), default=None,
+              help="Experiences retrieved per prompt (default: the DGO run's, else 1).")
+@click.option("--save-bank", type=click.Path(), default=None, help="Write the renewed bank here (JSON lines).")
+@click.option("--force", is_flag=True, help="Overwrite --save-bank.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(checkpoint, task, base, as_json):
-    """Greedy held-out accuracy (500 prompts) of an adapter, merged model or checkpoint.
+def eval_cmd(checkpoint, task, base, population, bank, rounds, k, save_bank, force, as_json):
+    """Greedy accuracy (500 held-out prompts, or --population) of an adapter, merged model or checkpoint;
+    with --experiences, DGO's experience-guided test-time scaling, a line per round.
 
     \b
     Examples:
       nextx eval runs/grpo/checkpoint-300 --task addition
       nextx eval runs/grpo-next/merged --json
+      nextx eval runs/dgo/iteration-3/checkpoint-100 --experiences runs/dgo --rounds 3
     """
     require_train_extra()
     from nextx.train.runs import evaluate_path
     from nextx.train.tasks import get_task
 
-    result = evaluate_path(checkpoint, get_task(task), base)
+    task_obj = get_task(task)
+    if bank is not None:
+        return _eval_rounds(checkpoint, task_obj, base, population, bank, rounds, k, save_bank, force, as_json)
+    result = evaluate_path(checkpoint, task_obj, base, population=population)
+    where = "test-population" if result.exact else "held-out"
     if as_json:
         emit_json({"checkpoint": checkpoint, "task": task, **result.to_dict()})
     else:
         click.echo(f"{result.accuracy:.4f}")
-        console.print(f"{task}: accuracy {result.accuracy:.1%} on {result.n} held-out prompts")
+        console.print(f"{task}: accuracy {result.accuracy:.1%} on {result.n} {where} prompts")
+
+
+def _eval_rounds(checkpoint, task, base, population, bank_path, rounds, k, save_bank, force, as_json):
+    from nextx.train.dgo.tts import tts_from_paths
+
+    if save_bank is not None and Path(save_bank).exists() and not force:
+        raise NextxError("the bank file already exists", path=save_bank, hint="Pass --force to overwrite it.")
+    result = tts_from_paths(checkpoint, task, base, bank_path, rounds=rounds, k=k, population=population)
+    if save_bank is not None:
+        result.bank.save(save_bank)
+    if as_json:
+        emit_json({"checkpoint": checkpoint, "task": task.name, "bank": str(result.bank_file), "k": result.k,
+                   "style": result.style, "test_prompts": result.test_size,
+                   "rounds": [r.to_dict() for r in result.rounds]})
+        return
+    click.echo(f"{result.rounds[-1].accuracy:.4f}")
+    for r in result.rounds:
+        what = "no experience (zero)" if r.round == 0 else f"bank of {r.bank}"
+        renewed = f"; renewal after it: {r.added} added, {r.replaced} replaced, {r.rejected} rejected" \
+            if r.round and r.round < len(result.rounds) - 1 else ""
+        console.print(f"round {r.round}: accuracy {r.accuracy:.1%} on {result.test_size} prompts, {what}{renewed}")

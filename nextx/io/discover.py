@@ -52,6 +52,17 @@ def _checkpoint_kind(path: Path) -> str | None:
     return None
 
 
+def _no_weights(directory: Path, what: str, hint: str) -> CheckpointError:
+    """The error for a checkpoint without readable weights: FSDP's sharded format named as such."""
+    if any(directory.glob("*.distcp")) or any(directory.glob("pytorch_model_fsdp_*/*.distcp")):
+        return CheckpointError(
+            "checkpoint holds FSDP sharded weights (torch.distributed.checkpoint .distcp files), which nextx does not "
+            "read: their metadata is a pickle", path=directory,
+            hint="Save full weights: fsdp_state_dict_type: FULL_STATE_DICT in the accelerate config writes the adapter "
+                 "as adapter_model.safetensors (or load the checkpoint in your trainer and call save_pretrained).")
+    return CheckpointError(what, path=directory, hint=hint)
+
+
 def _verl_checkpoint_dir(step_dir: Path) -> Path:
     for candidate in (step_dir / "actor" / "lora_adapter", step_dir / "actor" / "huggingface", step_dir / "hf_model"):
         if _checkpoint_kind(candidate):
@@ -149,10 +160,8 @@ def _discover(root: Path, layout: str) -> tuple[str, list[Checkpoint]]:
         directory = locate(step_dir)
         kind = _checkpoint_kind(directory)
         if kind is None:
-            raise CheckpointError(
-                "checkpoint has neither adapter_config.json nor model.safetensors", path=directory,
-                hint="Delete the incomplete checkpoint or point nextx at the directory holding the weights.",
-            )
+            raise _no_weights(directory, "checkpoint has neither adapter_config.json nor model.safetensors",
+                              "Delete the incomplete checkpoint or point nextx at the directory holding the weights.")
         checkpoints.append(Checkpoint(_trainer_step(step_dir, step), directory, kind))
     return layout, _sorted_unique(checkpoints)
 
@@ -166,7 +175,8 @@ def explicit_checkpoints(pairs: Iterable[tuple[int, str | Path]]) -> list[Checkp
             raise RunLayoutError(f"checkpoint for step {step} is not a directory", path=path)
         kind = _checkpoint_kind(path)
         if kind is None:
-            raise CheckpointError("directory has neither adapter_config.json nor model.safetensors", path=path)
+            raise _no_weights(path, "directory has neither adapter_config.json nor model.safetensors",
+                              "Point nextx at the directory holding the weights.")
         checkpoints.append(Checkpoint(int(step), path, kind))
     seen: dict[Path, int] = {}
     for checkpoint in checkpoints:

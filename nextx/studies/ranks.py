@@ -2,7 +2,8 @@
 
     python -m torch.distributed.run --nproc_per_node 2 -m nextx.studies.ranks MODE OUT [MODEL]
 
-MODE: engine | fsdp1 | fsdp2 | zero2 | zero3 | zero3r | trl | resume-fsdp1 | resume-fsdp2. On CPU the ranks
+MODE: engine | fsdp1 | fsdp2 | zero2 | zero3 | zero3r | trl | resume-fsdp1 | resume-fsdp2 | resume-zero2 |
+resume-zero3. On CPU the ranks
 talk over gloo; with
 NEXTX_RANKS_DEVICE=cuda each rank uses its own GPU (cuda:LOCAL_RANK) and NCCL.
 
@@ -10,7 +11,7 @@ engine, fsdp1, fsdp2: a PEFT model (plain as under DDP, or sharded by FSDP1 / FS
 identically on each rank, with a JumpEngine whose settings differ by rank: rank 0's decision must
 be applied on every rank.
 trl: nextx's GRPO trainer (TRL, DDP) with offset jumps in the loop.
-resume-fsdp1, resume-fsdp2: a sharded engine run, whole and resumed from its checkpoint-3 (`resumed_run`).
+resume-*: a sharded engine run, whole and resumed from its checkpoint-3 (`resumed_run`).
 Each rank writes its final effective weights to OUT/rank<r>.safetensors."""
 
 from __future__ import annotations
@@ -117,11 +118,12 @@ def engine_run(out: Path, wrap: str = "none") -> None:
 
 
 def resumed_run(out: Path, wrap: str) -> None:
-    """Resume under FSDP at torch level: an engine run (jumps at every step from 2, checkpoints as
-    `NExtCallback` writes them: LoRA factors, base offsets and their history, the jump log), then the
-    same run resumed from its checkpoint-3 in a fresh, freshly sharded model — W₀ as loaded, the
-    checkpoint's LoRA, and `nextx.jump.resume.restore` for the offsets, history and jump record.
-    Each rank writes both runs' final weights (``whole|…`` and ``resumed|…``) to OUT/rank<r>.safetensors."""
+    """Resume under FSDP or DeepSpeed at torch level: an engine run (jumps at every step from 2,
+    checkpoints as `NExtCallback` writes them: LoRA factors, base offsets and their history, the jump
+    log), then the same run resumed from its checkpoint-3 in a fresh, freshly wrapped model — W₀ as
+    loaded, the checkpoint's LoRA (ZeRO: DeepSpeed's own checkpoint, LoRA and Adam, frozen base excluded
+    as the Trainer saves PEFT runs), and `nextx.jump.resume.restore` for the offsets, history and jump
+    record. Each rank writes both runs' final weights (``whole|…``, ``resumed|…``) to OUT/rank<r>.safetensors."""
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file
 
@@ -129,33 +131,45 @@ def resumed_run(out: Path, wrap: str) -> None:
     from nextx.jump.resume import restore
     from nextx.studies.dynamics import build_tiny_model
 
-    dist.init_process_group(_backend())
+    zero = wrap.startswith("zero")
+    if zero:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=_backend())
+    else:
+        dist.init_process_group(_backend())
     rank, run_dir, final = dist.get_rank(), out / "run", {}
     for stage in ("whole", "resumed"):
         torch.manual_seed(0)
         model = _wrapped(get_peft_model(build_tiny_model(0).to(_device()),
                                         LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"])), wrap)
-        live, engine, first = PeftLiveModel(model), JumpEngine(JumpPace(at=2, every=1), method="linear", ahead=1,
-                                                                horizon=1), 1
+        peft_model = model.module if zero else model
+        live, engine, first = PeftLiveModel(peft_model), JumpEngine(JumpPace(at=2, every=1), method="linear",
+                                                                     ahead=1, horizon=1), 1
         if stage == "resumed":
+            if zero:  # the engine restores LoRA and Adam; nextx restores what the engine does not hold
+                model.load_checkpoint(str(run_dir / "checkpoint-3" / "deepspeed"), load_module_strict=False)
             saved = load_file(run_dir / "checkpoint-3" / "adapter_model.safetensors")
             with live.gathered():
-                for name in live.specs():
-                    live.write_factors(name, saved[f"base_model.model.{name}.lora_A.weight"],
-                                       saved[f"base_model.model.{name}.lora_B.weight"])
+                if not zero:
+                    for name in live.specs():
+                        live.write_factors(name, saved[f"base_model.model.{name}.lora_A.weight"],
+                                           saved[f"base_model.model.{name}.lora_B.weight"])
                 restore(engine, run_dir, 3, live, 6, writer=False)
             first = 4
         for step in range(first, 6):
-            _train_step(model, model, live, wrap, step)
+            _train_step(model, peft_model, live, wrap, step)
+            if zero and stage == "whole":  # a collective: every rank
+                model.save_checkpoint(str(run_dir / f"checkpoint-{step}" / "deepspeed"), exclude_frozen_parameters=True)
             with live.gathered():
-                factors = {name: live.factors(name) for name in live.specs()}  # FSDP2: a collective, every rank
+                factors = {name: live.factors(name) for name in live.specs()}  # FSDP2, ZeRO-3: collectives
                 if stage == "whole" and rank == 0:
-                    _save_checkpoint(run_dir / f"checkpoint-{step}", model, factors, engine)
+                    _save_checkpoint(run_dir / f"checkpoint-{step}", peft_model, factors, engine)
                 engine.observe(step, live)
                 if engine.maybe_jump(step, 6, live) is not None and stage == "whole" and rank == 0:
                     write_jump_log(run_dir, engine.jumps)
         with live.gathered():
-            final.update({f"{stage}|{n}": t.cpu() for n, t in effective(model).items()})
+            final.update({f"{stage}|{n}": t.cpu() for n, t in effective(peft_model).items()})
         dist.barrier()  # rank 0's checkpoints are complete before the resumed stage reads them
     save_file(final, out / f"rank{rank}.safetensors")
     dist.destroy_process_group()
@@ -166,7 +180,7 @@ def _save_checkpoint(path: Path, model, factors: dict, engine) -> None:
     config) and, once jumps moved the base, its offsets and their history."""
     from nextx.io.offsets import write_base_history, write_offsets
 
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)  # DeepSpeed's own checkpoint may be there already
     save_file({f"base_model.model.{name}.lora_{f}.weight": t.detach().cpu().contiguous()
                for name, pair in factors.items() for f, t in zip("AB", pair, strict=True)},
               path / "adapter_model.safetensors")

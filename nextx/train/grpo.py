@@ -29,6 +29,7 @@ from nextx.train.reposition import RepositionCallback
 from nextx.train.runs import load_adapter, refuse_pickled_adapter
 from nextx.train.scorer import TaskScorer
 from nextx.train.tasks import Task, get_task
+from nextx.train.tasks.dataset import load_rows, verifier_score
 from nextx.train.tiny_model import tiny_model_path
 
 RECORD_FILE = "nextx-train.json"
@@ -37,13 +38,7 @@ RECORD_FILE = "nextx-train.json"
 def _reward_function(task: Task | None, verifier: str, record: list | None = None):
     """TRL reward: one float per completion, exact match (or math-verify equivalence). With ``record``,
     every rollout is appended to it as (row's other columns, completion, reward)."""
-    if verifier == "math":
-        from math_verify import parse, verify
-
-        def score(completion, answer):
-            return 1.0 if verify(parse(answer), parse(completion)) else 0.0
-    else:
-        score = task.score if task is not None else Task.score
+    score = task.score if task is not None and verifier == "exact" else verifier_score(verifier)
 
     def reward(completions, answer, **columns):
         rewards = [score(c, a) for c, a in zip(completions, answer, strict=True)]
@@ -59,25 +54,12 @@ def _reward_function(task: Task | None, verifier: str, record: list | None = Non
 
 
 def _dataset(config: GRPORunConfig, task: Task | None):
-    from datasets import Dataset, load_dataset
+    from datasets import Dataset
 
     if task is not None:
         examples = task.train_examples(config.steps * config.prompts_per_step, seed=config.seed)
         return Dataset.from_dict({"prompt": [e.prompt for e in examples], "answer": [e.answer for e in examples]})
-    path = Path(config.dataset)
-    if path.exists():
-        kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(path.suffix)
-        if kind is None:
-            raise NextxError("unsupported dataset file type", path=path, hint="Use .jsonl, .json, .csv or .parquet.")
-        data = load_dataset(kind, data_files=str(path), split="train")
-    else:
-        data = load_dataset(config.dataset, split="train")
-    for column in (config.prompt_column, config.answer_column):
-        if column not in data.column_names:
-            raise NextxError(f"dataset has no column {column!r} (columns: {', '.join(data.column_names)})",
-                             path=config.dataset, hint="Pass --prompt-column / --answer-column.")
-    return data.select_columns([config.prompt_column, config.answer_column]).rename_columns(
-        {config.prompt_column: "prompt", config.answer_column: "answer"})
+    return load_rows(config.dataset, config.prompt_column, config.answer_column)
 
 
 def plain_export_path(checkpoint: Path) -> Path:
@@ -108,7 +90,7 @@ def load_policy(config: GRPORunConfig, model_path: str):
     return model, lora
 
 
-def grpo_args(config: GRPORunConfig):
+def grpo_args(config: GRPORunConfig, shuffle: bool = True):
     from trl import GRPOConfig
 
     cuda = torch.cuda.is_available()
@@ -128,7 +110,7 @@ def grpo_args(config: GRPORunConfig):
         epsilon_high=config.clip_high(),
         use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False, use_vllm=use_vllm,
         logging_steps=1 if config.next_at is not None and config.next_verify else 10,  # verification reads each step
-        report_to="none", disable_tqdm=True, save_total_limit=None, dataloader_num_workers=0,
+        report_to="none", disable_tqdm=True, save_total_limit=None, dataloader_num_workers=0, shuffle_dataset=shuffle,
     )
 
 
@@ -155,12 +137,13 @@ class TrainResult:
 
 
 def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, console=None, dataset=None,
-          record: list | None = None, resume: str | Path | bool | None = None) -> TrainResult:
+          record: list | None = None, resume: str | Path | bool | None = None, ordered: bool = False) -> TrainResult:
     """Run GRPO; return what it did (`TrainResult`). With ``config.next_at``, NExt jumps in the loop.
     With a rich ``console``: a progress bar and one line (reward, held-out accuracy) per checkpoint.
     ``dataset`` (prompt, answer and any other columns) replaces the config's; ``record`` collects every
     rollout (see `_reward_function`). ``resume``: a checkpoint of this run (True: its last) to continue
-    from exactly — saved with ``save_state``; in-loop jumps are restored (`nextx.jump.resume`)."""
+    from exactly — saved with ``save_state``; in-loop jumps are restored (`nextx.jump.resume`).
+    ``ordered``: read ``dataset`` in its order, each step's prompts consecutive (TRL shuffles otherwise)."""
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
@@ -190,7 +173,7 @@ def train(config: GRPORunConfig, *, callbacks: list | None = None, log=print, co
         callbacks.insert(0, ProgressCallback(console, task, tokenizer))  # runs before a jump: logs checkpoint T as saved
     try:
         trainer = GRPOTrainer(
-            model=model, reward_funcs=_reward_function(task, config.verifier, record), args=grpo_args(config),
+            model=model, reward_funcs=_reward_function(task, config.verifier, record), args=grpo_args(config, shuffle=not ordered),
             train_dataset=dataset if dataset is not None else _dataset(config, task), processing_class=tokenizer,
             peft_config=lora, callbacks=callbacks,
         )

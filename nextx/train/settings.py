@@ -292,16 +292,18 @@ class DGOSettings:
                               "id prompted to extract one WHEN … IF … THEN … line.")
     dgo_retriever: str = knob("tfidf", "Similarity vectors: tfidf (character n-grams, no download) or a sentence "
                               "encoder's path / Hub id (e.g. sentence-transformers/all-MiniLM-L6-v2).")
+    dgo_ablate: str = knob("none", "Remove one component (the paper's Table 3, plus rft): annealing (the guided share "
+                           "stays at its first value), renewal (the bank never changes), rephrasing (distil the "
+                           "guided trajectories only), distillation (the next iteration starts from the RL policy), "
+                           "or rft: no experiences at all, the same SFT on the policy's right answers to plain "
+                           "prompts.", choices=("none", "annealing", "renewal", "rephrasing", "distillation", "rft"))
     dgo_prompt: str = knob("auto", "Prompt style: compact (the tiny models) or instruct; auto: compact for the "
                            "embedded model.", choices=("auto", "compact", "instruct"))
 
     def check_dgo(self) -> None:
         if self.algo != "dgo":
             return
-        if self.task is None:
-            raise NextxError("--algo dgo needs a built-in --task (its verifier scores renewal candidates and rewrites)",
-                             hint=f"Choose one of: {', '.join(TASKS)}.")
-        if self.dgo_generator == "rules" and self.task != "addition":
+        if self.dgo_generator == "rules" and self.task not in ("addition", None):
             raise NextxError(f"the rule-based experience generator knows the addition task, not {self.task!r}",
                              hint="Use --task addition, or --dgo-generator MODEL (a causal LM that writes experiences).")
         self.schedule()

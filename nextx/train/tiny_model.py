@@ -7,9 +7,13 @@ default task's model ships with the package (``assets/``, 1.3 MB, written by
 spend a minute building it.
 
 DGO's variant (``experiences=True``) also reads experience lines: its tokenizer adds letters and
-punctuation, its context is 256 characters, and half of its warm-up prompts carry the experience
-the rule-based generator writes for that problem (``WHEN … IF … THEN …`` newline problem), so it
-has learnt the prompt format before RL — as an instruction-tuned model has. It ships too
+punctuation, its context is 256 characters, and half of its warm-up prompts carry an experience the
+rule-based generator writes (``WHEN … IF … THEN …`` newline problem), so it has learnt the prompt
+format before RL — as an instruction-tuned model has. The rules it reads in warm-up are those
+retrieval delivers (``rules="any"``): for a right or a wrong attempt, of this problem or of another,
+so it learns to read a rule as advice whose condition may not hold here, not as a fact about this
+problem (``rules="own"``, the first recipe, showed only the right answer's rule of the problem itself;
+a rule from another problem then cost it a third of its accuracy). It ships too
 (``--write-asset addition --experiences``).
 """
 
@@ -48,12 +52,15 @@ class TinyRecipe:
     check_every: int = 50
     version: int = 2  # 2: training prompts also exclude the validation split
     experiences: bool = False  # DGO's variant: reads WHEN/IF/THEN lines before the problem
+    rules: str = "any"  # DGO's variant: the warm-up's rules, "any" (see the module docstring) or "own"
+    word_tokens: bool = True  # DGO's variant: the generator's words are one token each (see tokenizer.py)
 
     def recorded(self) -> dict:
-        """The recipe's fields; ``experiences`` only when set (so the plain recipe's hash is unchanged)."""
+        """The recipe's fields; ``experiences`` and ``rules`` only for DGO's variant (so the plain
+        recipe's hash is unchanged)."""
         fields = asdict(self)
         if not self.experiences:
-            del fields["experiences"]
+            del fields["experiences"], fields["rules"], fields["word_tokens"]
         return fields
 
     @property
@@ -108,12 +115,12 @@ def warm_up(model, tokenizer, task: Task, recipe: TinyRecipe) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.sft_lr, weight_decay=0.0)
     torch.manual_seed(recipe.seed)
     accuracy = 0.0
-    guide = _experience_guide(task) if recipe.experiences else None
+    guide = _experience_guide(recipe.rules, pool) if recipe.experiences else None
     for step in range(1, recipe.sft_max_steps + 1):
         model.train()
         batch = rng.sample(pool, recipe.sft_batch)
         if guide is not None:
-            batch = [guide(e) if rng.random() < 0.5 else e for e in batch]
+            batch = [guide(e, rng) if rng.random() < 0.5 else e for e in batch]
         ids, mask, labels = _sft_batch(tokenizer, batch)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
@@ -126,18 +133,29 @@ def warm_up(model, tokenizer, task: Task, recipe: TinyRecipe) -> dict:
     return {"sft_steps": step, "validation_accuracy": accuracy}
 
 
-def _experience_guide(task: Task):
-    """Example → the same example whose prompt starts with the generator's rule for its correct answer."""
-    from nextx.train.experiences.generator import RuleGenerator
+def _experience_guide(rules: str, pool: list):
+    """(example, rng) → the same example (same answer) whose prompt starts with one generator rule:
+    ``own``: the rule of its own right answer; ``any``: the rule of a right (½) or wrong (½) attempt,
+    at one problem in two another problem of ``pool`` (as retrieval may deliver)."""
+    from nextx.train.experiences.generator import RuleGenerator, wrong_attempt
     from nextx.train.experiences.prompts import experience_prompt
 
     generate = RuleGenerator()
 
-    def guide(example):
-        rule = generate(example.prompt, example.answer, example.answer)
+    def guide(example, rng):
+        source = example if rules == "own" or rng.random() < 0.5 else rng.choice(pool)
+        attempt = source.answer if rules == "own" or rng.random() < 0.5 else wrong_attempt(source.answer, rng)
+        rule = generate(source.prompt, attempt, source.answer)
         return example if rule is None else type(example)(experience_prompt(example.prompt, [rule]), example.answer)
 
     return guide
+
+
+def experience_words(recipe: TinyRecipe) -> tuple[str, ...]:
+    """The words that are one token each: the rule generator's, for DGO's variant with word tokens."""
+    from nextx.train.experiences.generator import WORDS
+
+    return WORDS if recipe.experiences and recipe.word_tokens else ()
 
 
 def tokenizer_alphabet(task: Task, recipe: TinyRecipe) -> str:
@@ -167,7 +185,7 @@ def build_into(path: Path, recipe: TinyRecipe, log=None) -> Path:
     """Build the tiny model of ``recipe`` into ``path`` (atomically), removing stale siblings."""
     task = recipe.task
     task_obj = get_task(task)
-    tokenizer = char_tokenizer(tokenizer_alphabet(task_obj, recipe))
+    tokenizer = char_tokenizer(tokenizer_alphabet(task_obj, recipe), experience_words(recipe))
     model = build_model(recipe, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     if log:
         log(f"building the tiny {task} model ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "

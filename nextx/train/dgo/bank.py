@@ -121,6 +121,9 @@ class ExperienceBank:
     def renew(self, candidates: Iterable[Experience], score: Callable[[ExperienceBank], float], *,
               threshold: float = SIMILARITY_THRESHOLD) -> list[Decision]:
         """Apply DGO's Select to each candidate in turn (see the module docstring); the bank changes in place."""
+        candidates = list(candidates)
+        if not candidates:
+            return []
         decisions = []
         current = score(self)
         for candidate in candidates:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from nextx.errors import NextxError
 from nextx.io.discover import discover_checkpoints
 from nextx.io.write import atomic_output_dir
 from nextx.train.config import GRPORunConfig
@@ -44,6 +45,7 @@ from nextx.train.grpo import train
 from nextx.train.quiet import quiet_transformers
 from nextx.train.runs import load_for_eval
 from nextx.train.tasks import Example, Task, get_task
+from nextx.train.tasks.dataset import DatasetTask
 from nextx.train.tiny_model import tiny_model_path
 
 RECORD_FILE = "nextx-dgo.json"
@@ -96,15 +98,16 @@ def candidates_from(rollouts: list, generate, bank: ExperienceBank, limit: int, 
     return out
 
 
-def guided_trajectories(rollouts: list, top_k: int) -> list[Guided]:
-    """The right answers to experience-guided prompts, distinct, at most ``top_k`` per problem
-    (shortest first). Only right ones: the paper does not say whether its S_e is filtered; SFT on
-    wrong answers would teach them."""
+def guided_trajectories(rollouts: list, top_k: int, *, guided: bool = True) -> list[Guided]:
+    """The right answers to experience-guided prompts (``guided=False``: to plain prompts), distinct, at
+    most ``top_k`` per problem (shortest first). Only right ones: the paper does not say whether its S_e
+    is filtered; SFT on wrong answers would teach them."""
     by_problem: dict[str, dict[str, Guided]] = {}
     for row, completion, reward in rollouts:
-        if row["experiences"] and reward == 1.0:
+        if bool(row["experiences"]) == guided and reward == 1.0:
             by_problem.setdefault(row["problem"], {}).setdefault(completion, Guided(
-                row["problem"], row["experiences"].split("\n"), row["prompts"], completion, row["answer"]))
+                row["problem"], row["experiences"].split("\n") if guided else [], row["prompts"], completion,
+                row["answer"]))
     return [g for found in by_problem.values() for g in sorted(found.values(), key=lambda g: len(g.completion))[:top_k]]
 
 
@@ -138,7 +141,7 @@ def distil(base: str, pairs: list[tuple[str, str]], out: Path, config: GRPORunCo
             output_dir=scratch, num_train_epochs=config.dgo_sft_epochs, per_device_train_batch_size=config.dgo_sft_batch,
             learning_rate=config.dgo_sft_lr, lr_scheduler_type="constant", warmup_steps=0, save_strategy="no",
             report_to="none", disable_tqdm=True, logging_steps=10, seed=config.seed, use_cpu=not torch.cuda.is_available(),
-            completion_only_loss=True, max_length=None, dataloader_num_workers=0,
+            completion_only_loss=True, max_length=None, dataloader_num_workers=0, **_length_grouped(SFTConfig),
             bf16=torch.cuda.is_available(), gradient_checkpointing=False,  # TRL's defaults (True, True) crawl on a CPU
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
@@ -152,13 +155,51 @@ def distil(base: str, pairs: list[tuple[str, str]], out: Path, config: GRPORunCo
     return out
 
 
+ABLATIONS = {
+    "none": "DGO as described",
+    "annealing": "w/o experience annealing: the share of guided prompts stays at the schedule's first value",
+    "renewal": "w/o experience renewal: the initial bank is never changed",
+    "rephrasing": "w/o trajectory rephrasing: the distillation data are the guided trajectories alone (β = 0)",
+    "distillation": "w/o policy distillation: the next iteration starts from this iteration's RL policy (merged)",
+    "rft": "rejection-sampling fine-tuning: no experiences anywhere (α = 0, no bank); the same SFT from the base "
+           "on the policy's right answers to plain prompts",
+}
+
+
+def ablated_schedule(shares: tuple[float, ...], ablate: str) -> tuple[float, ...]:
+    """The experience shares an ablation trains on: the first one throughout without annealing, none for rft."""
+    return {"annealing": shares[:1], "rft": (0.0,)}.get(ablate, shares)
+
+
+def save_merged(policy, tokenizer, out: Path) -> Path:
+    """The RL policy with its LoRA (and any jump offsets) merged, written atomically to ``out``."""
+    merged = policy.merge_and_unload() if hasattr(policy, "merge_and_unload") else policy
+    with atomic_output_dir(out, force=True) as tmp:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
+def _length_grouped(config_class) -> dict:
+    """Batches of similar lengths (plain rewrites and guided trajectories apart: less padding), in the
+    installed transformers' spelling."""
+    fields = config_class.__dataclass_fields__
+    if "train_sampling_strategy" in fields:
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True} if "group_by_length" in fields else {}
+
+
 def iteration_dataset(chunk: list[Example], bank: ExperienceBank, share: float, config: GRPORunConfig, style: str,
                       seed: int):
-    """(dataset, guided count): an exact, seeded share of ``chunk``'s prompts preceded by experiences
-    retrieved from ``bank``; columns prompt, answer, problem (plain) and experiences (newline-joined)."""
+    """(dataset, guided count): an exact, seeded share of the iteration's *steps* whose prompts are all
+    preceded by experiences retrieved from ``bank``, in step order (GRPO reads it unshuffled): a step's
+    prompts are padded to its longest, so a step of guided and plain prompts would cost a guided one.
+    Columns prompt, answer, problem (plain) and experiences (newline-joined)."""
     from datasets import Dataset
 
-    chosen = sorted(with_experience(len(chunk), share, seed=seed))
+    per_step = config.prompts_per_step
+    steps = sorted(with_experience(len(chunk) // per_step, share, seed=seed))
+    chosen = [i for step in steps for i in range(step * per_step, (step + 1) * per_step)]
     retrieved = dict(zip(chosen, bank.retrieve([chunk[i].prompt for i in chosen], config.dgo_experiences), strict=True))
     rows = [retrieved.get(i, []) for i in range(len(chunk))]
     return Dataset.from_dict({
@@ -169,8 +210,13 @@ def iteration_dataset(chunk: list[Example], bank: ExperienceBank, share: float, 
 
 def internalize(rollouts: list, rewriter, task: Task, config: GRPORunConfig) -> tuple[list[tuple[str, str]], list[Guided]]:
     """(rewrites kept as (plain problem, text), the guided trajectories they came from): the right
-    guided answers, rewritten, filtered, top-K per problem."""
+    guided answers, rewritten, filtered, top-K per problem. Under ``--dgo-ablate rft`` the right answers
+    to plain prompts, as they are (no guided trajectories); ``rephrasing``: no rewrites."""
+    if config.dgo_ablate == "rft":
+        return [(g.problem, g.completion) for g in guided_trajectories(rollouts, config.dgo_top_k, guided=False)], []
     guided = guided_trajectories(rollouts, config.dgo_top_k)
+    if config.dgo_ablate == "rephrasing":
+        return [], guided
     by_problem: dict[str, list[str]] = {}
     for item, text in zip(guided, rewriter(guided), strict=True):
         by_problem.setdefault(item.problem, []).append(text)
@@ -201,21 +247,30 @@ class DGOResult:
 def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> DGOResult:
     """Run DGO's K iterations (see the module docstring); return what it did."""
     quiet_transformers()
-    task = get_task(config.task)
+    task = get_task(config.task) if config.task else DatasetTask.from_config(config)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = config.model or str(tiny_model_path(config.task, experiences=True, log=log))
     generate = RuleGenerator() if config.dgo_generator == "rules" else ModelGenerator(config.dgo_generator)
     per_iteration = config.steps * config.prompts_per_step
     problems = task.train_examples(config.dgo_iterations * per_iteration, seed=config.seed)
-    bank = initial_bank(base, task, task.train_examples(config.dgo_initial, seed=config.seed + 1), generate,
-                        config.dgo_similarity, embedder(config.dgo_retriever))
+    if config.dgo_ablate == "rft":
+        bank = ExperienceBank(embed=embedder(config.dgo_retriever))
+        log("DGO without experiences (--dgo-ablate rft): GRPO on plain prompts, SFT on its right answers")
+    else:
+        bank = initial_bank(base, task, task.train_examples(config.dgo_initial, seed=config.seed + 1), generate,
+                            config.dgo_similarity, embedder(config.dgo_retriever))
+        log(f"DGO: initial bank of {len(bank)} experiences from the base model's answers to {config.dgo_initial} problems")
+        if not bank.entries and config.dataset and config.dgo_generator == "rules":
+            raise NextxError(f"the rule-based experience generator wrote no experience for {config.dgo_initial} of the "
+                             "dataset's problems (it reads additions like 47+38=)", path=config.dataset,
+                             hint="Pass --dgo-generator MODEL: a causal LM that writes WHEN … IF … THEN … lines.")
     bank.save(out / BANK_FILE)
-    log(f"DGO: initial bank of {len(bank)} experiences from the base model's answers to {config.dgo_initial} problems")
     loop = _Loop(config, task, out, base, prompt_style(config), generate, bank,
                  task.validation_split(config.dgo_validation_size), log, console)
-    record = {"config": config.to_dict(), "base": base, "style": loop.style, "initial_bank": len(bank), "iterations": []}
-    shares = config.schedule()
+    record = {"config": config.to_dict(), "base": base, "style": loop.style, "initial_bank": len(bank),
+              "validation_prompts": len(loop.validation), "iterations": []}
+    shares = ablated_schedule(config.schedule(), config.dgo_ablate)
     for k in range(1, config.dgo_iterations + 1):
         start = time.perf_counter()
         step = loop.iteration(k, experience_share(k - 1, shares), problems[(k - 1) * per_iteration : k * per_iteration])
@@ -253,19 +308,26 @@ class _Loop:
         log(f"DGO iteration {k}/{config.dgo_iterations}: GRPO on {share:.0%} experience-guided prompts "
             f"(bank of {len(bank)}), from {self.model_path}")
         rollouts: list = []
+        clock = {"rl": time.perf_counter()}
         train(replace(config, output_dir=str(run_dir), model=self.model_path), log=log, console=self.console,
-              dataset=dataset, record=rollouts)
+              dataset=dataset, record=rollouts, ordered=True)
+        clock["rl"] = time.perf_counter() - clock["rl"]
+        started = time.perf_counter()
         policy, policy_tokenizer = load_for_eval(last_checkpoint(run_dir), self.model_path)
-        new = candidates_from(rollouts, self.generate, bank, config.dgo_candidates, config.seed * 1000 + k, k)
+        renew = config.dgo_ablate not in ("renewal", "rft")
+        new = candidates_from(rollouts, self.generate, bank, config.dgo_candidates if renew else 0,
+                              config.seed * 1000 + k, k)
         decisions = bank.renew(new, lambda b: guided_accuracy(policy, policy_tokenizer, self.task, self.validation, b,
                                                               k=config.dgo_experiences, style=self.style).accuracy,
                                threshold=config.dgo_similarity)
         bank.save(self.out / BANK_FILE)
+        clock["renewal"], started = time.perf_counter() - started, time.perf_counter()
         rewriter = AnswerRewriter() if self.style == "compact" else PolicyRewriter(policy, policy_tokenizer,
                                                                                    config.max_completion_length)
         kept, guided = internalize(rollouts, rewriter, self.task, config)
         self.rewrites += kept
         self.guided_pairs += [(g.prompt, g.completion) for g in guided]
+        clock["internalize"], started = time.perf_counter() - started, time.perf_counter()
         step = {"iteration": k, "share": share, "guided_prompts": guided_prompts, "rollouts": len(rollouts),
                 "run": str(run_dir), "model": self.model_path, "candidates": len(new),
                 "renewal": [asdict(d) for d in decisions], "bank": len(bank),
@@ -274,9 +336,14 @@ class _Loop:
         if k < config.dgo_iterations and not pairs:
             log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
                 f"from {self.model_path} again")
+        elif k < config.dgo_iterations and config.dgo_ablate == "distillation":
+            self.model_path = str(save_merged(policy, policy_tokenizer, self.out / f"policy-{k}"))
+            step["continued"] = {"path": self.model_path}
         elif k < config.dgo_iterations:
             self.model_path = str(distil(self.base, pairs, self.out / f"distilled-{k}", config))
             step["distilled"] = {"path": self.model_path, "examples": len(pairs)}
+        clock["distil"] = time.perf_counter() - started
+        step["stage_seconds"] = clock
         log(f"DGO iteration {k}: renewal tried {len(new)} ({', '.join(f'{n} {a}' for a, n in _counts(decisions))}), "
             f"kept {len(kept)} rewrites and {len(guided)} guided trajectories")
         return step

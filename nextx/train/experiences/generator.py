@@ -11,6 +11,14 @@ import re
 from nextx.train.experiences.line import leaks_answer, render
 
 ADDITION = re.compile(r"(\d+)\+(\d+)=")
+WORDS = (
+    "WHEN", "IF", "THEN", "adding", "multi-digit", "numbers", "a", "column", "sums", "to", "ten", "or", "more",
+    "write", "its", "ones", "digit", "and", "carry", "one", "into", "the", "next", "no", "add", "each", "on", "own",
+    "answering", "an", "addition", "answer", "is", "not", "plain", "number", "only", "digits", "of", "sum", "has",
+    "different", "than", "expected", "check", "whether", "leftmost", "carries", "new", "carried", "tens",
+    "hundreds", "wrong", "again", "by"
+)
+"""Every word `RuleGenerator` writes (the DGO tiny model's tokenizer gives each its own token)."""
 
 
 class RuleGenerator:
@@ -51,6 +59,15 @@ class RuleGenerator:
                           f"add the carried one to the {name} digit")
         return render("adding multi-digit numbers", f"the {name} digit is wrong",
                       f"add the {name} digits again, column by column")
+
+
+def wrong_attempt(answer: str, rng) -> str:
+    """A plausible wrong answer to an addition: one digit changed (¾) or the leading digit dropped (¼)."""
+    if len(answer) > 1 and rng.random() < 0.25:
+        return answer[1:]
+    i = rng.randrange(len(answer))
+    digit = rng.choice([d for d in "0123456789" if d != answer[i]])
+    return answer[:i] + digit + answer[i + 1 :]
 
 
 def _column(index: int) -> str:

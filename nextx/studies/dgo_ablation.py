@@ -1,0 +1,156 @@
+"""What DGO's gain is made of, on the embedded task, paired by seed (bench/dgo_ablation.py).
+
+Per seed, from the same experience-reading base and clip-higher:
+1. GRPO for ``grpo_factor`` × K·S steps (a checkpoint every ``save_every``, its clock recorded);
+2. each arm — DGO (``none``), its ablations (`nextx.train.dgo.loop.ABLATIONS`: the paper's Table 3
+   plus rejection-sampling fine-tuning) and ``next`` (DGO with trend-fast jumps in each RL phase) —
+   for K iterations of S RL steps, timed whole;
+3. each arm's final policy scored exactly on the task's test population: plain prompts ("zero") and
+   over ``tts_rounds`` rounds of experience-guided test-time scaling from its final bank (`tts`;
+   renewal reads validation prompts only);
+4. GRPO scored at K·S steps (equal RL steps) and at its last checkpoint saved before each arm's
+   wall-clock (equal wall-clock).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from nextx.io.write import json_safe
+from nextx.studies.arms import ARMS as ARM_JUMPS
+from nextx.studies.measure import Interval
+from nextx.train.config import GRPORunConfig
+from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
+from nextx.train.dgo.loop import ABLATIONS, last_checkpoint, prompt_style, train_dgo
+from nextx.train.dgo.retrieval import embedder
+from nextx.train.dgo.tts import experience_rounds
+from nextx.train.experiences.generator import RuleGenerator
+from nextx.train.grpo import train
+from nextx.train.runs import load_for_eval
+from nextx.train.tasks import get_task
+from nextx.train.tiny_model import tiny_model_path
+
+ARMS = (*ABLATIONS, "next")
+
+
+def arm_settings(arm: str, save_every: int) -> dict:
+    """The run settings of an arm: an ablation's switch, or DGO with trend-fast jumps from the first
+    checkpoint of each RL phase."""
+    if arm == "next":
+        return {"dgo_ablate": "none", "next_at": save_every, **ARM_JUMPS["trend-fast"]}
+    if arm not in ABLATIONS:
+        raise ValueError(f"unknown arm {arm!r} (choose from {', '.join(ARMS)})")
+    return {"dgo_ablate": arm}
+
+
+def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grpo_factor: float = 3.0,
+             tts_rounds: int = 3, log=print) -> dict:
+    """One seed: GRPO's scored checkpoints and clock, and each arm's zero / TTS accuracies and seconds."""
+    task = get_task(settings.get("task") or "addition")
+    test = task.test_population() or task.eval_split()
+    base = str(tiny_model_path(task.name, experiences=True, log=log))
+    dgo = GRPORunConfig(output_dir=str(out), **{**settings, "algo": "dgo", "seed": seed})
+    total = dgo.steps * dgo.dgo_iterations
+    grpo_steps = int(round(grpo_factor * total / dgo.save_every)) * dgo.save_every
+    grpo = GRPORunConfig(output_dir=str(out / "grpo"), **{**settings, "algo": "grpo", "seed": seed, "model": base,
+                                                          "steps": grpo_steps, "epsilon_high": dgo.clip_high()})
+    log(f"seed {seed}: GRPO, {grpo_steps} steps")
+    start = time.perf_counter()
+    clock = train(grpo, log=log).save_seconds
+    result = {"grpo": {"steps": grpo_steps, "clock": {str(s): v for s, v in clock.items()},
+                       "seconds": time.perf_counter() - start}, "arms": {}}
+    for arm in arms:
+        log(f"seed {seed}: DGO arm {arm}")
+        config = GRPORunConfig(output_dir=str(out / arm), **{**settings, "algo": "dgo", "seed": seed,
+                                                              **arm_settings(arm, dgo.save_every)})
+        start = time.perf_counter()
+        record = train_dgo(config, log=log).record
+        seconds = time.perf_counter() - start
+        policy, tokenizer = load_for_eval(last_checkpoint(out / arm / f"iteration-{config.dgo_iterations}"),
+                                          record["iterations"][-1]["model"])
+        bank = ExperienceBank.load(out / arm / BANK_FILE, embedder(config.dgo_retriever))
+        rounds = experience_rounds(policy, tokenizer, task, bank, test, task.validation_split(config.dgo_validation_size),
+                                   RuleGenerator(), rounds=tts_rounds, k=config.dgo_experiences,
+                                   style=prompt_style(config), candidates=config.dgo_candidates,
+                                   threshold=config.dgo_similarity, seed=seed)
+        stages = {}
+        for step in record["iterations"]:
+            for name, value in step.get("stage_seconds", {}).items():
+                stages[name] = stages.get(name, 0.0) + value
+        result["arms"][arm] = {"zero": rounds[0].accuracy, "tts": [r.accuracy for r in rounds[1:]],
+                               "bank": [r.bank for r in rounds[1:]], "seconds": seconds, "stage_seconds": stages}
+    steps_needed = {total} | {_last_before(clock, a["seconds"]) for a in result["arms"].values()}
+    result["grpo"]["accuracy"] = {str(s): _accuracy(out / "grpo", s, base, task, test) for s in sorted(steps_needed)}
+    result["base_accuracy"] = _accuracy(Path(base), None, None, task, test)
+    return result
+
+
+def _last_before(clock: dict[int, float], seconds: float) -> int:
+    """GRPO's last checkpoint saved within ``seconds`` of training (its first if none was)."""
+    within = [s for s, t in clock.items() if t <= seconds]
+    return max(within) if within else min(clock)
+
+
+def _accuracy(run: Path, step: int | None, base: str | None, task, test) -> float:
+    """Accuracy of ``run``'s checkpoint-``step`` (of the model ``run`` itself for None) on ``test``."""
+    from nextx.train.evaluate import evaluate
+
+    model, tokenizer = load_for_eval(run / f"checkpoint-{step}" if step is not None else run, base)
+    return evaluate(model, tokenizer, task, test).accuracy
+
+
+def build_report(settings: dict, results: dict[str, dict]) -> dict:
+    """Paired differences over seeds (intervals): each arm's zero and TTS accuracy against GRPO at equal
+    RL steps and at the arm's wall-clock, TTS − zero per round, each ablation against DGO; costs."""
+    seeds = list(results)
+    arms = list(next(iter(results.values()))["arms"])
+    total = settings["steps"] * settings.get("dgo_iterations", 3)
+
+    def grpo_at(r, step):
+        return r["grpo"]["accuracy"][str(step)]
+
+    def grpo_seconds(r):
+        return r["grpo"]["clock"][str(total)]
+
+    report = {"settings": settings, "seeds": [int(s) for s in seeds], "arms": {}}
+    for arm in arms:
+        rows = [results[s]["arms"][arm] for s in seeds]
+        clocks = [{int(k): v for k, v in results[s]["grpo"]["clock"].items()} for s in seeds]
+        wall_steps = [_last_before(c, row["seconds"]) for c, row in zip(clocks, rows, strict=True)]
+        entry = {
+            "zero": Interval.of([row["zero"] for row in rows]).to_dict(),
+            "tts_last": Interval.of([row["tts"][-1] for row in rows]).to_dict(),
+            "tts_minus_zero": [Interval.of([row["tts"][i] - row["zero"] for row in rows]).to_dict()
+                               for i in range(len(rows[0]["tts"]))],
+            "zero_minus_grpo": Interval.of([row["zero"] - grpo_at(results[s], total)
+                                            for s, row in zip(seeds, rows, strict=True)]).to_dict(),
+            "zero_minus_grpo_equal_wall": Interval.of([row["zero"] - grpo_at(results[s], w) for s, row, w
+                                                       in zip(seeds, rows, wall_steps, strict=True)]).to_dict(),
+            "grpo_steps_at_equal_wall": wall_steps,
+            "cost_vs_grpo": Interval.of([row["seconds"] / grpo_seconds(results[s])
+                                         for s, row in zip(seeds, rows, strict=True)]).to_dict(),
+            "seconds": Interval.of([row["seconds"] for row in rows]).to_dict(),
+            "stage_seconds": {k: Interval.of([row["stage_seconds"].get(k, 0.0) for row in rows]).mean
+                              for k in rows[0]["stage_seconds"]},
+            "zero_gain_per_1000_seconds": Interval.of([1000 * (row["zero"] - _base(results[s])) / row["seconds"]
+                                                        for s, row in zip(seeds, rows, strict=True)]).to_dict(),
+        }
+        if arm != "none" and "none" in arms:  # paired against DGO itself
+            entry["zero_minus_dgo"] = Interval.of([results[s]["arms"][arm]["zero"] - results[s]["arms"]["none"]["zero"]
+                                                   for s in seeds]).to_dict()
+            entry["tts_minus_dgo_tts"] = Interval.of([results[s]["arms"][arm]["tts"][-1]
+                                                      - results[s]["arms"]["none"]["tts"][-1] for s in seeds]).to_dict()
+        report["arms"][arm] = entry
+    report["grpo"] = {
+        "equal_steps": Interval.of([grpo_at(results[s], total) for s in seeds]).to_dict(),
+        "seconds_at_equal_steps": Interval.of([grpo_seconds(results[s]) for s in seeds]).to_dict(),
+        "gain_per_1000_seconds": Interval.of([1000 * (grpo_at(results[s], total) - _base(results[s]))
+                                              / grpo_seconds(results[s]) for s in seeds]).to_dict(),
+    }
+    report["per_seed"] = results
+    return json_safe(report)
+
+
+def _base(result: dict) -> float:
+    return result["base_accuracy"]
