@@ -9,6 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), else "(no message)"."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:limit] if lines else "(no message)"
+
+
 class NextxError(Exception):
     """Base class: a problem with the user's input, not a bug in nextx."""
 
@@ -30,6 +36,11 @@ class NextxError(Exception):
 
 class RunLayoutError(NextxError):
     """The run directory is empty, ambiguous or has no checkpoints nextx can read."""
+
+
+class NoCheckpointsError(RunLayoutError):
+    """The run directory is absent or empty, or holds no checkpoint folder at all (unlike one holding
+    folders that cannot be read)."""
 
 
 class CheckpointError(NextxError):

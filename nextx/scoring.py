@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from nextx.errors import NextxError
+from nextx.errors import NextxError, first_line
 from nextx.io.write import pid_alive
 
 
@@ -131,7 +131,7 @@ class FunctionScorer(_AdapterScorer):
             raise ScoreError(f"--eval {spec!r}: {module_name} has no {function_name}") from None
         except Exception as err:  # noqa: BLE001 - the user's module failed to import (SyntaxError, …): not ours
             raise ScoreError(f"--eval {spec!r}: importing {module_name} raised {type(err).__name__}: "
-                             f"{_first_line(err)}", hint="Fix the module (python -c 'import MODULE' shows it).") from None
+                             f"{first_line(err, 200)}", hint="Fix the module (python -c 'import MODULE' shows it).") from None
         if not callable(self.function):
             raise ScoreError(f"--eval {spec!r}: {function_name} is not a function",
                              hint="Name a function taking the adapter's directory.")
@@ -141,14 +141,9 @@ class FunctionScorer(_AdapterScorer):
         try:
             value = self.function(str(path))
         except Exception as err:  # noqa: BLE001 - the user's evaluation failed: say so, not "a nextx bug"
-            raise ScoreError(f"--eval {self.name} raised {type(err).__name__}: {_first_line(err)}",
+            raise ScoreError(f"--eval {self.name} raised {type(err).__name__}: {first_line(err, 200)}",
                              hint="Fix the evaluation function (it gets the candidate adapter's directory).") from None
         return _score_from(value, f"--eval {self.name}")
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:200] if lines else "(no message)"
 
 
 class CommandScorer(_AdapterScorer):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nextx.errors import CheckpointError, PredictorError, RunLayoutError
+from nextx.errors import CheckpointError, NoCheckpointsError, PredictorError, RunLayoutError
 from nextx.io.adapter import ADAPTER_CONFIG, ADAPTER_STEM, LoraSettings, read_lora_settings
 from nextx.io.jsonfile import read_json
 from nextx.io.tensors import has_full_weights
@@ -124,11 +124,11 @@ def discover_checkpoints(root: Path, layout: str = "auto") -> tuple[str, list[Ch
 
 def _discover(root: Path, layout: str) -> tuple[str, list[Checkpoint]]:
     if not root.exists():
-        raise RunLayoutError("run directory does not exist", path=root)
+        raise NoCheckpointsError("run directory does not exist", path=root)
     if not root.is_dir():
         raise RunLayoutError("run path is not a directory", path=root)
     if not any(root.iterdir()):
-        raise RunLayoutError("run directory is empty", path=root)
+        raise NoCheckpointsError("run directory is empty", path=root)
     if layout == "auto":
         hits = {name: _matches(root, name) for name in LAYOUT_NAMES}
         # plain numbered dirs inside a trl/verl run are not a second layout
@@ -137,7 +137,7 @@ def _discover(root: Path, layout: str) -> tuple[str, list[Checkpoint]]:
             del hits["steps"]
         if not hits:
             single = " It holds a single checkpoint, not a run." if _checkpoint_kind(root) else ""
-            raise RunLayoutError(
+            raise NoCheckpointsError(
                 "no checkpoints found",
                 path=root,
                 hint=f"Tried layouts: {', '.join(f'{n} ({_LAYOUTS[n][0].pattern})' for n in LAYOUT_NAMES)}.{single} "

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nextx.errors import HubError, RunLayoutError
+from nextx.errors import HubError, NoCheckpointsError, RunLayoutError
 from nextx.io.discover import discover_checkpoints
 
 HF_PREFIX = "hf://"
@@ -186,7 +186,7 @@ def resolve_hub_run(
         snaps = {step: snapshot(repo) for step, repo in repos.items()}
         return None, snaps, {"repo_template": repo_template, "steps": steps}
     hub = parse_hub_url(source) if is_hub_url(source) else HubSource(str(source))
-    folders = None  # why the snapshot's folders are not a run (None: not looked at, or they are)
+    folders = None  # why the snapshot's folders are not a run (the error; None: not looked at, or they are)
     if layout in ("auto", "folders"):
         root = snapshot(hub.repo, hub.revision)
         if hub.subdir and not (root / hub.subdir).is_dir():
@@ -210,12 +210,12 @@ def resolve_hub_run(
     raise _no_checkpoints(hub.repo, folders, offline)
 
 
-def _no_checkpoints(repo: str, folders: str | None, offline: bool) -> HubError:
+def _no_checkpoints(repo: str, folders: Exception | None, offline: bool) -> HubError:
     """Why a repository gave no run, one cause per message: its checkpoint folders are there but not
     readable as a run; offline, only the cached folders could be looked at; or there are none."""
-    if folders and not folders.startswith(("no checkpoints found", "run directory is empty",
-                                           "run directory does not exist")):
-        return HubError(f"repository {repo} has checkpoint folders, but they are not a run nextx can read: {folders}",
+    if folders is not None and not isinstance(folders, NoCheckpointsError):
+        reason = getattr(folders, "message", None) or str(folders)
+        return HubError(f"repository {repo} has checkpoint folders, but they are not a run nextx can read: {reason}",
                         hint="Check the repository's files (nextx downloads safetensors and JSON only, never "
                              "pickles).")
     if offline:
@@ -257,12 +257,12 @@ def _sub(path: Path, subdir: str | None) -> Path:
     return path / subdir if subdir else path
 
 
-def _run_problem(root: Path) -> str | None:
-    """Why ``root`` is not a run (the reader's one line), or None when it is one."""
+def _run_problem(root: Path) -> Exception | None:
+    """Why ``root`` is not a run (the reader's error), or None when it is one."""
     try:
         discover_checkpoints(root)
     except Exception as err:  # noqa: BLE001 - "not a run" in any way means: try the other layouts
-        return getattr(err, "message", None) or str(err)
+        return err
     return None
 
 

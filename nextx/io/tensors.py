@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from nextx.errors import CheckpointError, NextxError, UnsupportedAdapterError
+from nextx.errors import CheckpointError, NextxError, UnsupportedAdapterError, first_line
 from nextx.io.jsonfile import read_json
 
 WEIGHTS_FILE = "model.safetensors"
@@ -219,11 +219,6 @@ def cast_checked(tensor: torch.Tensor, dtype: torch.dtype, key: str, path: Path)
         raise NextxError(f"tensor {key} does not fit {str(dtype).removeprefix('torch.')}: its values reach "
                          f"{largest:.4g}", path=path, hint="Write --dtype float32 or bfloat16.")
     return cast
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def has_full_weights(directory: Path) -> bool:
