@@ -106,10 +106,12 @@ DGO_SMALL = ["--steps", "2", "--save-every", "1", "--prompts-per-step", "4", "--
              "--dgo-sft-epochs", "1", "--dgo-sft-batch", "8"]
 
 
-@pytest.mark.parametrize("ablate", ["rft", "distillation"])
+@pytest.mark.parametrize("ablate", ["rft", "distillation", "renewal", "annealing"])
 def test_ablated_dgo_runs(tmp_path, dgo_tiny, cli_runner, ablate):
     """rft: no guided prompt, an empty bank, the SFT of right plain answers starts iteration 2;
-    distillation: iteration 2 starts from iteration 1's RL policy itself (merged: the same logits)."""
+    distillation: iteration 2 starts from iteration 1's RL policy itself (merged: the same logits);
+    renewal: no candidate is tried, the bank stays the initial one; annealing: every prompt guided
+    in both iterations. The others distil as DGO does."""
     import torch
 
     from nextx.cli.main import cli
@@ -124,6 +126,13 @@ def test_ablated_dgo_runs(tmp_path, dgo_tiny, cli_runner, ablate):
         assert first["guided_prompts"] == second["guided_prompts"] == 0 and first["candidates"] == 0
         assert first["guided_kept"] == 0 and first["distilled"]["examples"] == first["rewrites_kept"] > 0
         assert (out / "experience_bank.jsonl").read_text() == ""
+    elif ablate in ("renewal", "annealing"):
+        assert first["distilled"]["examples"] > 0 and first["guided_prompts"] == 8
+        assert second["guided_prompts"] == (8 if ablate == "annealing" else 4)
+        if ablate == "renewal":
+            initial = json.loads((out / "nextx-dgo.json").read_text())["initial_bank"]
+            assert first["candidates"] == second["candidates"] == 0 and first["renewal"] == []
+            assert len((out / "experience_bank.jsonl").read_text().splitlines()) == initial
     else:
         assert first["guided_prompts"] == 8 and "distilled" not in first
         assert second["model"] == first["continued"]["path"] == str(out / "policy-1")

@@ -3,13 +3,15 @@
     bank ← the generator's experiences from the base model's answers to ``dgo_initial`` problems
     for k = 1 … K:
         RL        GRPO (TRL, clip-higher 0.28, no KL) from θ_k with a fresh LoRA, on a share α_k of
-                  prompts preceded by experiences retrieved from the bank, the rest plain
+                  steps whose prompts are preceded by experiences retrieved from the bank, the rest plain
         renew     the generator's experiences from this iteration's rollouts, each accepted only if
                   the policy's validation accuracy with the bank improves (`ExperienceBank.renew`)
         rewrite   the guided trajectories that were right, rewritten without the experience, filtered,
                   top-K per problem (accumulated over iterations)
         distil    θ_{k+1} ← SFT of the *original* base on β rewrites + (1−β) guided trajectories
                   (TRL's SFTTrainer; skipped after the last iteration: the final model is its RL policy)
+
+``--dgo-ablate`` removes one component (`ABLATIONS`); each stage's seconds go to the record.
 
 Layout: ``OUT/iteration-k`` is a plain TRL run (checkpoint-N, NExt jumps with ``--next-at``; every
 nextx command reads it), ``OUT/iteration-k/experience_bank.jsonl`` the bank its prompts drew from,
@@ -333,12 +335,12 @@ class _Loop:
                 "renewal": [asdict(d) for d in decisions], "bank": len(bank),
                 "guided_kept": len(guided), "rewrites_kept": len(kept)}
         pairs = mixture(self.rewrites, self.guided_pairs, config.dgo_beta, config.seed * 1000 + k)
-        if k < config.dgo_iterations and not pairs:
-            log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
-                f"from {self.model_path} again")
-        elif k < config.dgo_iterations and config.dgo_ablate == "distillation":
+        if k < config.dgo_iterations and config.dgo_ablate == "distillation":
             self.model_path = str(save_merged(policy, policy_tokenizer, self.out / f"policy-{k}"))
             step["continued"] = {"path": self.model_path}
+        elif k < config.dgo_iterations and not pairs:
+            log(f"DGO iteration {k}: no right guided answer yet, nothing to distil: the next iteration starts "
+                f"from {self.model_path} again")
         elif k < config.dgo_iterations:
             self.model_path = str(distil(self.base, pairs, self.out / f"distilled-{k}", config))
             step["distilled"] = {"path": self.model_path, "examples": len(pairs)}
