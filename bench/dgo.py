@@ -12,12 +12,10 @@ steps saved (DGO's checkpoints on GRPO's curve), the paired final accuracy diffe
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-from nextx.studies.demo import DemoConfig
-from nextx.studies.dgo_compare import DEMO_STEPS, build_dgo_report, run_pair
-from nextx.studies.options import ci_text, map_seeds, seeds_parser, with_settings
+from nextx.studies.dgo_compare import DEMO_STEPS, build_dgo_report, prepare_bench, run_pair
+from nextx.studies.options import ci_text, map_seeds, seeds_parser
 
 
 def quiet(message: str) -> None:
@@ -32,13 +30,7 @@ def main() -> None:
     parser = seeds_parser(__doc__, "e.g. --set dgo_iterations=2")
     parser.add_argument("--steps", type=int, default=DEMO_STEPS, help="RL steps per DGO iteration")
     args = parser.parse_args()
-    root = args.out or Path(tempfile.mkdtemp(prefix="nextx-dgo-"))
-    root.mkdir(parents=True, exist_ok=True)
-    settings = {**with_settings(DemoConfig(), args.set).settings(), "next_at": None, "next_ahead": None,
-                "steps": args.steps}
-    from nextx.train.tiny_model import tiny_model_path
-
-    tiny_model_path(settings["task"], experiences=True)  # build once, before the workers
+    root, settings = prepare_bench(args.out, args.set, args.steps, "nextx-dgo-")
     results = {}
     for seed, result in map_seeds(one_seed, range(args.first_seed, args.first_seed + args.seeds), args.jobs, root, settings, threads=args.threads):
         results[str(seed)] = result

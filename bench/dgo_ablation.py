@@ -13,13 +13,11 @@ GRPO at equal RL steps and at each arm's wall-clock (it runs --grpo-factor times
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-from nextx.studies.demo import DemoConfig
 from nextx.studies.dgo_ablation import ARMS, build_report, run_seed
-from nextx.studies.dgo_compare import DEMO_STEPS
-from nextx.studies.options import ci_text, map_seeds, seeds_parser, with_settings
+from nextx.studies.dgo_compare import DEMO_STEPS, prepare_bench
+from nextx.studies.options import ci_text, map_seeds, seeds_parser
 
 
 def quiet(message: str) -> None:
@@ -77,13 +75,7 @@ def main() -> None:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise SystemExit(f"--arms: unknown {', '.join(unknown)} (choose from {', '.join(ARMS)})")
-    root = args.out or Path(tempfile.mkdtemp(prefix="nextx-dgo-ablation-"))
-    root.mkdir(parents=True, exist_ok=True)
-    settings = {**with_settings(DemoConfig(), args.set).settings(), "next_at": None, "next_ahead": None,
-                "steps": args.steps}
-    from nextx.train.tiny_model import tiny_model_path
-
-    tiny_model_path(settings["task"], experiences=True)  # build once, before the workers
+    root, settings = prepare_bench(args.out, args.set, args.steps, "nextx-dgo-ablation-")
     results = {}
     for seed, result in map_seeds(one_seed, range(args.first_seed, args.first_seed + args.seeds), args.jobs, root,
                                   settings, arms, args.grpo_factor, args.rounds, threads=args.threads):

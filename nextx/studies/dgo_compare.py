@@ -32,6 +32,23 @@ from nextx.train.tiny_model import tiny_model_path
 DEMO_STEPS = 100  # RL steps per DGO iteration in `nextx demo --algo dgo` (GRPO gets K times as many)
 
 
+def prepare_bench(out: Path | None, set_values: list[str], steps: int, prefix: str) -> tuple[Path, dict]:
+    """A DGO bench's run folder (``out`` or a new temp dir) and settings: the demo's, ``--set``
+    FIELD=VALUE, no jump, ``steps`` RL steps per iteration; the experience-reading model built once,
+    before the workers."""
+    import tempfile
+
+    from nextx.studies.demo import DemoConfig
+    from nextx.studies.options import with_settings
+
+    root = out or Path(tempfile.mkdtemp(prefix=prefix))
+    root.mkdir(parents=True, exist_ok=True)
+    settings = {**with_settings(DemoConfig(), set_values).settings(), "next_at": None, "next_ahead": None,
+                "steps": steps}
+    tiny_model_path(settings["task"], experiences=True)
+    return root, settings
+
+
 def run_pair(out: Path, settings: dict, seed: int, log=print, console=None) -> dict:
     """One seed's GRPO and DGO runs, scored: {"curves": {"grpo", "dgo"}, "guided", "seconds"}."""
     task = get_task(settings.get("task") or "addition")
