@@ -267,3 +267,18 @@ def test_ablation_report_pairs_arms_with_grpo_and_dgo():
     assert none["cost_vs_grpo"]["mean"] == pytest.approx(2.5) and rft["stage_seconds"] == {"rl": 120.0, "distil": 80.0}
     assert report["grpo"]["gain_per_1000_seconds"]["mean"] == pytest.approx(1.0)
     assert none["zero_gain_per_1000_seconds"]["mean"] == pytest.approx(1.2)
+
+
+def test_every_bench_arm_is_a_valid_run():
+    """Each arm of the ablation bench gives settings a DGO run accepts (the demo's, 100 steps a phase)."""
+    from nextx.studies.demo import DemoConfig
+    from nextx.studies.dgo_ablation import ARMS, arm_settings
+    from nextx.train.config import GRPORunConfig
+
+    settings = {**DemoConfig().settings(), "next_at": None, "next_ahead": None, "steps": 100}
+    for arm in ARMS:
+        config = GRPORunConfig(output_dir="x", **{**settings, "algo": "dgo", **arm_settings(arm, 25)})
+        assert config.dgo_ablate == ("none" if arm == "next" else arm)
+        assert (config.next_at is not None) == (arm == "next")
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_settings("nope", 25)

@@ -168,9 +168,10 @@ def test_config_rejects_bad_combinations():
     with raises_whole(NextxError, "--steps 10 is less than --save-every 20: the run would save no checkpoint. "
                                   "Use --save-every 10 or less."):
         GRPORunConfig(output_dir="x", steps=10, save_every=20)
-    with raises_whole(NextxError, "--algo dgo needs a built-in --task (its verifier scores renewal candidates and "
-                                  "rewrites). Choose one of: addition, chain, chat-arith."):
+    with raises_whole(NextxError, "--dataset needs --model: the embedded tiny model knows only the built-in tasks. "
+                                  "Pass --model PATH or a Hub id (OWNER/NAME)."):
         GRPORunConfig(output_dir="x", algo="dgo", task=None, dataset="d.jsonl")
+    assert GRPORunConfig(output_dir="x", algo="dgo", task=None, dataset="d.jsonl", model="org/model").dataset
     with raises_whole(NextxError, "the rule-based experience generator knows the addition task, not 'chain'. Use "
                                   "--task addition, or --dgo-generator MODEL (a causal LM that writes experiences)."):
         GRPORunConfig(output_dir="x", algo="dgo", task="chain")

@@ -4,7 +4,8 @@ Per seed, from the same experience-reading base and clip-higher:
 1. GRPO for ``grpo_factor`` × K·S steps (a checkpoint every ``save_every``, its clock recorded);
 2. each arm — DGO (``none``), its ablations (`nextx.train.dgo.loop.ABLATIONS`: the paper's Table 3
    plus rejection-sampling fine-tuning) and ``next`` (DGO with trend-fast jumps in each RL phase) —
-   for K iterations of S RL steps, timed whole;
+   for K iterations of S RL steps, timed by its record (each iteration's seconds); a finished run
+   found in the folder is reused, so a bench stopped half-way goes on where it was;
 3. each arm's final policy scored exactly on the task's test population: plain prompts ("zero") and
    over ``tts_rounds`` rounds of experience-guided test-time scaling from its final bank (`tts`;
    renewal reads validation prompts only);
@@ -14,7 +15,8 @@ Per seed, from the same experience-reading base and clip-higher:
 
 from __future__ import annotations
 
-import time
+import json
+import shutil
 from pathlib import Path
 
 from nextx.io.write import json_safe
@@ -22,7 +24,7 @@ from nextx.studies.arms import ARMS as ARM_JUMPS
 from nextx.studies.measure import Interval
 from nextx.train.config import GRPORunConfig
 from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
-from nextx.train.dgo.loop import ABLATIONS, last_checkpoint, prompt_style, train_dgo
+from nextx.train.dgo.loop import ABLATIONS, RECORD_FILE, last_checkpoint, prompt_style, train_dgo
 from nextx.train.dgo.retrieval import embedder
 from nextx.train.dgo.tts import experience_rounds
 from nextx.train.experiences.generator import RuleGenerator
@@ -36,9 +38,10 @@ ARMS = (*ABLATIONS, "next")
 
 def arm_settings(arm: str, save_every: int) -> dict:
     """The run settings of an arm: an ablation's switch, or DGO with trend-fast jumps from the first
-    checkpoint of each RL phase."""
+    checkpoint that has a motion behind it, in each RL phase."""
     if arm == "next":
-        return {"dgo_ablate": "none", "next_at": save_every, **ARM_JUMPS["trend-fast"]}
+        return {"dgo_ablate": "none", **ARM_JUMPS["trend-fast"], "next_at": 2 * save_every, "next_every": save_every,
+                "next_ahead": float(save_every)}  # trend-fast: every checkpoint, one interval ahead
     if arm not in ABLATIONS:
         raise ValueError(f"unknown arm {arm!r} (choose from {', '.join(ARMS)})")
     return {"dgo_ablate": arm}
@@ -55,18 +58,19 @@ def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grp
     grpo_steps = int(round(grpo_factor * total / dgo.save_every)) * dgo.save_every
     grpo = GRPORunConfig(output_dir=str(out / "grpo"), **{**settings, "algo": "grpo", "seed": seed, "model": base,
                                                           "steps": grpo_steps, "epsilon_high": dgo.clip_high()})
-    log(f"seed {seed}: GRPO, {grpo_steps} steps")
-    start = time.perf_counter()
-    clock = train(grpo, log=log).save_seconds
-    result = {"grpo": {"steps": grpo_steps, "clock": {str(s): v for s, v in clock.items()},
-                       "seconds": time.perf_counter() - start}, "arms": {}}
+    clock = _finished_grpo(out / "grpo", grpo_steps)
+    if clock is None:
+        log(f"seed {seed}: GRPO, {grpo_steps} steps")
+        clock = train(grpo, log=log).save_seconds
+    result = {"grpo": {"steps": grpo_steps, "clock": {str(s): v for s, v in clock.items()}}, "arms": {}}
     for arm in arms:
-        log(f"seed {seed}: DGO arm {arm}")
         config = GRPORunConfig(output_dir=str(out / arm), **{**settings, "algo": "dgo", "seed": seed,
                                                               **arm_settings(arm, dgo.save_every)})
-        start = time.perf_counter()
-        record = train_dgo(config, log=log).record
-        seconds = time.perf_counter() - start
+        record = _finished_dgo(out / arm, config.dgo_iterations)
+        if record is None:
+            log(f"seed {seed}: DGO arm {arm}")
+            record = train_dgo(config, log=log).record
+        seconds = sum(step["seconds"] for step in record["iterations"])
         policy, tokenizer = load_for_eval(last_checkpoint(out / arm / f"iteration-{config.dgo_iterations}"),
                                           record["iterations"][-1]["model"])
         bank = ExperienceBank.load(out / arm / BANK_FILE, embedder(config.dgo_retriever))
@@ -84,6 +88,29 @@ def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grp
     result["grpo"]["accuracy"] = {str(s): _accuracy(out / "grpo", s, base, task, test) for s in sorted(steps_needed)}
     result["base_accuracy"] = _accuracy(Path(base), None, None, task, test)
     return result
+
+
+def _finished_grpo(run: Path, steps: int) -> dict[int, float] | None:
+    """A finished GRPO run's checkpoint clock, to reuse (a bench run again); else None, the run removed."""
+    record = run / "nextx-train.json"
+    if record.exists():
+        found = json.loads(record.read_text())
+        clock = {int(k): v for k, v in found.get("save_seconds", {}).items()}
+        if found["config"]["steps"] == steps and steps in clock:
+            return clock
+    shutil.rmtree(run, ignore_errors=True)
+    return None
+
+
+def _finished_dgo(run: Path, iterations: int) -> dict | None:
+    """A finished DGO run's record, to reuse; else None, the run removed."""
+    record = run / RECORD_FILE
+    if record.exists():
+        found = json.loads(record.read_text())
+        if len(found["iterations"]) == iterations:
+            return found
+    shutil.rmtree(run, ignore_errors=True)
+    return None
 
 
 def _last_before(clock: dict[int, float], seconds: float) -> int:
