@@ -1,10 +1,12 @@
 """Benchmark: what DGO's gain is made of (`nextx.studies.dgo_ablation`), paired by seed, 95% intervals.
 
-Arms: DGO (none); its ablations — annealing, renewal, rephrasing, distillation (the paper's Table 3)
-and rft (no experiences: the same SFT on the policy's right answers to plain prompts); and next (DGO
-with trend-fast NExt jumps in each RL phase). Each is scored on plain prompts ("zero") and over
-rounds of experience-guided test-time scaling;
-GRPO at equal RL steps and at each arm's wall-clock (it runs --grpo-factor times as many steps).
+Arms: DGO (none); its ablations — annealing, renewal, rephrasing, distillation (the paper's Table 3;
+rephrasing is DGO itself on the embedded task, whose rewrite is the trajectory) and rft (no
+experiences: the same SFT on the policy's right answers to plain prompts); next (DGO with
+trend-fast NExt jumps in each RL phase) and guided-only (β = 0). Each is scored on plain prompts
+("zero") and over rounds of experience-guided test-time scaling; GRPO at equal RL steps and at
+each arm's wall-clock (it runs --grpo-factor times as many steps). Finished runs and scores in
+--out are reused.
 
     python bench/dgo_ablation.py --seeds 5 --jobs 2 --out runs/dgo-ablation
     python bench/dgo_ablation.py --first-seed 100 --seeds 2 --jobs 2 --arms none,rft    # tuning seeds
@@ -64,7 +66,8 @@ def render(report: dict) -> None:
 def main() -> None:
     parser = seeds_parser(__doc__, "e.g. --set dgo_iterations=2")
     parser.add_argument("--steps", type=int, default=DEMO_STEPS, help="RL steps per DGO iteration")
-    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
+    parser.add_argument("--arms", default=",".join(a for a in ARMS if a != "rephrasing"),
+                        help=f"comma-separated, of: {', '.join(ARMS)}")
     parser.add_argument("--grpo-factor", type=float, default=3.0, help="GRPO runs this many times DGO's RL steps")
     parser.add_argument("--rounds", type=int, default=3, help="test-time scaling rounds")
     parser.add_argument("--render", type=Path, default=None, help="print the tables of a report.json, run nothing")

@@ -89,16 +89,17 @@ def test_ablations_change_only_their_component():
                 _rollout("20+20=", "40", "40"), _rollout("1+1=", "3", "2")]
     task = get_task("addition")
 
-    def run(ablate):
-        return internalize(rollouts, lambda items: [i.completion for i in items], task,
+    def run(ablate):  # a rewriter that re-authors every trajectory as a sum written out
+        return internalize(rollouts, lambda items: [f"{i.problem}{i.completion}" for i in items], task,
                            GRPORunConfig(output_dir="x", dgo_ablate=ablate))
 
     kept, guided = run("none")
+    assert kept == [] and [g.problem for g in guided] == ["47+38=", "12+34="]  # the filter drops "47+38=85"
+    kept, guided = run("rephrasing")  # not rewritten: the trajectories themselves, under plain prompts
     assert kept == [("47+38=", "85"), ("12+34=", "46")] and [g.problem for g in guided] == ["47+38=", "12+34="]
-    kept, guided = run("rephrasing")
-    assert kept == [] and [g.problem for g in guided] == ["47+38=", "12+34="]
-    kept, guided = run("rft")
-    assert kept == [("20+20=", "40")] and guided == []  # the wrong 1+1=3 is not kept either
+    kept, guided = run("rft")  # the plain right answers in both pools; the wrong 1+1=3 in neither
+    assert kept == [("20+20=", "40")] and [(g.prompt, g.completion, g.experiences) for g in guided] == [
+        ("20+20=", "40", [])]
 
 
 DGO_SMALL = ["--steps", "2", "--save-every", "1", "--prompts-per-step", "4", "--num-generations", "4", "--lr", "3e-3",
@@ -124,7 +125,7 @@ def test_ablated_dgo_runs(tmp_path, dgo_tiny, cli_runner, ablate):
     first, second = json.loads((out / "nextx-dgo.json").read_text())["iterations"]
     if ablate == "rft":
         assert first["guided_prompts"] == second["guided_prompts"] == 0 and first["candidates"] == 0
-        assert first["guided_kept"] == 0 and first["distilled"]["examples"] == first["rewrites_kept"] > 0
+        assert first["distilled"]["examples"] == 2 * first["rewrites_kept"] == 2 * first["guided_kept"] > 0
         assert (out / "experience_bank.jsonl").read_text() == ""
     elif ablate in ("renewal", "annealing"):
         assert first["distilled"]["examples"] > 0 and first["guided_prompts"] == 8
@@ -278,7 +279,8 @@ def test_every_bench_arm_is_a_valid_run():
     settings = {**DemoConfig().settings(), "next_at": None, "next_ahead": None, "steps": 100}
     for arm in ARMS:
         config = GRPORunConfig(output_dir="x", **{**settings, "algo": "dgo", **arm_settings(arm, 25)})
-        assert config.dgo_ablate == ("none" if arm == "next" else arm)
+        assert config.dgo_ablate == ("none" if arm in ("next", "guided-only") else arm)
+        assert config.dgo_beta == (0.0 if arm == "guided-only" else 0.5)
         assert (config.next_at is not None) == (arm == "next")
     with pytest.raises(ValueError, match="unknown arm"):
         arm_settings("nope", 25)

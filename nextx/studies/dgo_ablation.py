@@ -3,7 +3,7 @@
 Per seed, from the same experience-reading base and clip-higher:
 1. GRPO for ``grpo_factor`` × K·S steps (a checkpoint every ``save_every``, its clock recorded);
 2. each arm — DGO (``none``), its ablations (`nextx.train.dgo.loop.ABLATIONS`: the paper's Table 3
-   plus rejection-sampling fine-tuning) and ``next`` (DGO with trend-fast jumps in each RL phase) —
+   plus rejection-sampling fine-tuning) and `EXTRA_ARMS` —
    for K iterations of S RL steps, timed by its record (each iteration's seconds); a finished run
    found in the folder is reused, so a bench stopped half-way goes on where it was;
 3. each arm's final policy scored exactly on the task's test population: plain prompts ("zero") and
@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from nextx.io.write import json_safe
+from nextx.io.write import atomic_write_text, json_safe
 from nextx.studies.arms import ARMS as ARM_JUMPS
 from nextx.studies.measure import Interval
 from nextx.train.config import GRPORunConfig
@@ -33,7 +33,11 @@ from nextx.train.runs import load_for_eval
 from nextx.train.tasks import get_task
 from nextx.train.tiny_model import tiny_model_path
 
-ARMS = (*ABLATIONS, "next")
+EXTRA_ARMS = {  # arm → run settings beside the ablations
+    "next": "DGO with trend-fast jumps in each RL phase",
+    "guided-only": "DGO distilling the guided trajectories alone (β = 0: as many examples, none under a plain prompt)",
+}
+ARMS = (*ABLATIONS, *EXTRA_ARMS)
 
 
 def arm_settings(arm: str, save_every: int) -> dict:
@@ -42,6 +46,8 @@ def arm_settings(arm: str, save_every: int) -> dict:
     if arm == "next":
         return {"dgo_ablate": "none", **ARM_JUMPS["trend-fast"], "next_at": 2 * save_every, "next_every": save_every,
                 "next_ahead": float(save_every)}  # trend-fast: every checkpoint, one interval ahead
+    if arm == "guided-only":
+        return {"dgo_ablate": "none", "dgo_beta": 0.0}
     if arm not in ABLATIONS:
         raise ValueError(f"unknown arm {arm!r} (choose from {', '.join(ARMS)})")
     return {"dgo_ablate": arm}
@@ -71,23 +77,37 @@ def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grp
             log(f"seed {seed}: DGO arm {arm}")
             record = train_dgo(config, log=log).record
         seconds = sum(step["seconds"] for step in record["iterations"])
-        policy, tokenizer = load_for_eval(last_checkpoint(out / arm / f"iteration-{config.dgo_iterations}"),
-                                          record["iterations"][-1]["model"])
-        bank = ExperienceBank.load(out / arm / BANK_FILE, embedder(config.dgo_retriever))
-        rounds = experience_rounds(policy, tokenizer, task, bank, test, task.validation_split(config.dgo_validation_size),
-                                   RuleGenerator(), rounds=tts_rounds, k=config.dgo_experiences,
-                                   style=prompt_style(config), candidates=config.dgo_candidates,
-                                   threshold=config.dgo_similarity, seed=seed)
+        scores = _scores(out / arm, config, record, task, test, tts_rounds, seed)
         stages = {}
         for step in record["iterations"]:
             for name, value in step.get("stage_seconds", {}).items():
                 stages[name] = stages.get(name, 0.0) + value
-        result["arms"][arm] = {"zero": rounds[0].accuracy, "tts": [r.accuracy for r in rounds[1:]],
-                               "bank": [r.bank for r in rounds[1:]], "seconds": seconds, "stage_seconds": stages}
+        result["arms"][arm] = {**scores, "seconds": seconds, "stage_seconds": stages}
     steps_needed = {total} | {_last_before(clock, a["seconds"]) for a in result["arms"].values()}
     result["grpo"]["accuracy"] = {str(s): _accuracy(out / "grpo", s, base, task, test) for s in sorted(steps_needed)}
     result["base_accuracy"] = _accuracy(Path(base), None, None, task, test)
     return result
+
+
+SCORES_FILE = "nextx-ablation-scores.json"
+
+
+def _scores(run: Path, config: GRPORunConfig, record: dict, task, test, rounds: int, seed: int) -> dict:
+    """The final policy's accuracy plain ("zero") and over ``rounds`` of test-time scaling from the run's
+    bank, kept in the run folder (``SCORES_FILE``) and reused while the rounds and test set match."""
+    file = run / SCORES_FILE
+    key = {"rounds": rounds, "test_prompts": len(test)}
+    if file.exists() and json.loads(file.read_text()).get("key") == key:
+        return json.loads(file.read_text())["scores"]
+    policy, tokenizer = load_for_eval(last_checkpoint(run / f"iteration-{config.dgo_iterations}"),
+                                      record["iterations"][-1]["model"])
+    bank = ExperienceBank.load(run / BANK_FILE, embedder(config.dgo_retriever))
+    found = experience_rounds(policy, tokenizer, task, bank, test, task.validation_split(config.dgo_validation_size),
+                              RuleGenerator(), rounds=rounds, k=config.dgo_experiences, style=prompt_style(config),
+                              candidates=config.dgo_candidates, threshold=config.dgo_similarity, seed=seed)
+    scores = {"zero": found[0].accuracy, "tts": [r.accuracy for r in found[1:]], "bank": [r.bank for r in found[1:]]}
+    atomic_write_text(file, json.dumps({"key": key, "scores": scores}))
+    return scores
 
 
 def _finished_grpo(run: Path, steps: int) -> dict[int, float] | None:

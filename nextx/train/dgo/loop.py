@@ -161,10 +161,11 @@ ABLATIONS = {
     "none": "DGO as described",
     "annealing": "w/o experience annealing: the share of guided prompts stays at the schedule's first value",
     "renewal": "w/o experience renewal: the initial bank is never changed",
-    "rephrasing": "w/o trajectory rephrasing: the distillation data are the guided trajectories alone (β = 0)",
+    "rephrasing": "w/o trajectory rephrasing: the guided trajectories are distilled under plain prompts as they are, "
+                  "not rewritten (the filter still applies; the embedded task's rewrite is this identity already)",
     "distillation": "w/o policy distillation: the next iteration starts from this iteration's RL policy (merged)",
     "rft": "rejection-sampling fine-tuning: no experiences anywhere (α = 0, no bank); the same SFT from the base "
-           "on the policy's right answers to plain prompts",
+           "on the policy's right answers to plain prompts, in both of its pools (as many examples as DGO's)",
 }
 
 
@@ -213,12 +214,12 @@ def iteration_dataset(chunk: list[Example], bank: ExperienceBank, share: float, 
 def internalize(rollouts: list, rewriter, task: Task, config: GRPORunConfig) -> tuple[list[tuple[str, str]], list[Guided]]:
     """(rewrites kept as (plain problem, text), the guided trajectories they came from): the right
     guided answers, rewritten, filtered, top-K per problem. Under ``--dgo-ablate rft`` the right answers
-    to plain prompts, as they are (no guided trajectories); ``rephrasing``: no rewrites."""
-    if config.dgo_ablate == "rft":
-        return [(g.problem, g.completion) for g in guided_trajectories(rollouts, config.dgo_top_k, guided=False)], []
+    to plain prompts, as they are, in both roles; ``rephrasing``: the trajectories themselves, not rewritten."""
+    if config.dgo_ablate == "rft":  # both pools: DGO distils each right answer twice (plain and guided prompt)
+        plain = guided_trajectories(rollouts, config.dgo_top_k, guided=False)
+        return [(g.problem, g.completion) for g in plain], plain
     guided = guided_trajectories(rollouts, config.dgo_top_k)
-    if config.dgo_ablate == "rephrasing":
-        return [], guided
+    rewriter = AnswerRewriter() if config.dgo_ablate == "rephrasing" else rewriter
     by_problem: dict[str, list[str]] = {}
     for item, text in zip(guided, rewriter(guided), strict=True):
         by_problem.setdefault(item.problem, []).append(text)
