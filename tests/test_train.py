@@ -172,6 +172,9 @@ def test_config_rejects_bad_combinations():
                                   "Pass --model PATH or a Hub id (OWNER/NAME)."):
         GRPORunConfig(output_dir="x", algo="dgo", task=None, dataset="d.jsonl")
     assert GRPORunConfig(output_dir="x", algo="dgo", task=None, dataset="d.jsonl", model="org/model").dataset
+    with raises_whole(NextxError, "unknown --dgo-ablate 'rephrase'. Choose one of: none, annealing, renewal, rephrasing, "
+                                  "distillation, rft."):
+        GRPORunConfig(output_dir="x", algo="dgo", dgo_ablate="rephrase")
     with raises_whole(NextxError, "the rule-based experience generator knows the addition task, not 'chain'. Use "
                                   "--task addition, or --dgo-generator MODEL (a causal LM that writes experiences)."):
         GRPORunConfig(output_dir="x", algo="dgo", task="chain")

@@ -306,6 +306,11 @@ class DGOSettings:
         if self.dgo_generator == "rules" and self.task not in ("addition", None):
             raise NextxError(f"the rule-based experience generator knows the addition task, not {self.task!r}",
                              hint="Use --task addition, or --dgo-generator MODEL (a causal LM that writes experiences).")
+        for name in ("dgo_ablate", "dgo_prompt"):
+            choices = DGOSettings.__dataclass_fields__[name].metadata["choices"]
+            if getattr(self, name) not in choices:
+                raise NextxError(f"unknown --{name.replace('_', '-')} {getattr(self, name)!r}",
+                                 hint=f"Choose one of: {', '.join(choices)}.")
         self.schedule()
 
     def schedule(self) -> tuple[float, ...]:
