@@ -29,7 +29,7 @@ from nextx.train.dgo.retrieval import embedder
 from nextx.train.dgo.tts import experience_rounds
 from nextx.train.experiences.generator import RuleGenerator
 from nextx.train.grpo import train
-from nextx.train.runs import load_for_eval
+from nextx.train.runs import evaluate_path, load_for_eval
 from nextx.train.tasks import get_task
 from nextx.train.tiny_model import tiny_model_path
 
@@ -57,7 +57,7 @@ def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grp
              tts_rounds: int = 3, log=print) -> dict:
     """One seed: GRPO's scored checkpoints and clock, and each arm's zero / TTS accuracies and seconds."""
     task = get_task(settings.get("task") or "addition")
-    test = task.test_population() or task.eval_split()
+    test = task.test_population() or task.eval_split()  # what evaluate_path(population=True) scores
     base = str(tiny_model_path(task.name, experiences=True, log=log))
     dgo = GRPORunConfig(output_dir=str(out), **{**settings, "algo": "dgo", "seed": seed})
     total = dgo.steps * dgo.dgo_iterations
@@ -84,8 +84,9 @@ def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grp
                 stages[name] = stages.get(name, 0.0) + value
         result["arms"][arm] = {**scores, "seconds": seconds, "stage_seconds": stages}
     steps_needed = {total} | {_last_before(clock, a["seconds"]) for a in result["arms"].values()}
-    result["grpo"]["accuracy"] = {str(s): _accuracy(out / "grpo", s, base, task, test) for s in sorted(steps_needed)}
-    result["base_accuracy"] = _accuracy(Path(base), None, None, task, test)
+    result["grpo"]["accuracy"] = {str(s): evaluate_path(out / "grpo" / f"checkpoint-{s}", task, base,
+                                                        population=True).accuracy for s in sorted(steps_needed)}
+    result["base_accuracy"] = evaluate_path(base, task, population=True).accuracy
     return result
 
 
@@ -97,8 +98,9 @@ def _scores(run: Path, config: GRPORunConfig, record: dict, task, test, rounds: 
     bank, kept in the run folder (``SCORES_FILE``) and reused while the rounds and test set match."""
     file = run / SCORES_FILE
     key = {"rounds": rounds, "test_prompts": len(test)}
-    if file.exists() and json.loads(file.read_text()).get("key") == key:
-        return json.loads(file.read_text())["scores"]
+    kept = json.loads(file.read_text()) if file.exists() else {}
+    if kept.get("key") == key:
+        return kept["scores"]
     policy, tokenizer = load_for_eval(last_checkpoint(run / f"iteration-{config.dgo_iterations}"),
                                       record["iterations"][-1]["model"])
     bank = ExperienceBank.load(run / BANK_FILE, embedder(config.dgo_retriever))
@@ -137,14 +139,6 @@ def _last_before(clock: dict[int, float], seconds: float) -> int:
     """GRPO's last checkpoint saved within ``seconds`` of training (its first if none was)."""
     within = [s for s, t in clock.items() if t <= seconds]
     return max(within) if within else min(clock)
-
-
-def _accuracy(run: Path, step: int | None, base: str | None, task, test) -> float:
-    """Accuracy of ``run``'s checkpoint-``step`` (of the model ``run`` itself for None) on ``test``."""
-    from nextx.train.evaluate import evaluate
-
-    model, tokenizer = load_for_eval(run / f"checkpoint-{step}" if step is not None else run, base)
-    return evaluate(model, tokenizer, task, test).accuracy
 
 
 def build_report(settings: dict, results: dict[str, dict]) -> dict:

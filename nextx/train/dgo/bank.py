@@ -119,13 +119,14 @@ class ExperienceBank:
 
     # -- renewal ------------------------------------------------------------------------------
     def renew(self, candidates: Iterable[Experience], score: Callable[[ExperienceBank], float], *,
-              threshold: float = SIMILARITY_THRESHOLD) -> list[Decision]:
-        """Apply DGO's Select to each candidate in turn (see the module docstring); the bank changes in place."""
+              threshold: float = SIMILARITY_THRESHOLD, current: float | None = None) -> list[Decision]:
+        """Apply DGO's Select to each candidate in turn (see the module docstring); the bank changes in place.
+        ``current``: the bank's score as it is, when the caller has measured it already."""
         candidates = list(candidates)
         if not candidates:
             return []
         decisions = []
-        current = score(self)
+        current = score(self) if current is None else current
         for candidate in candidates:
             index, similarity = self.nearest(candidate.text)
             new = index is None or similarity < threshold

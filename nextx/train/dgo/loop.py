@@ -40,7 +40,7 @@ from nextx.train.dgo.retrieval import embedder
 from nextx.train.dgo.rewrite import AnswerRewriter, Guided, PolicyRewriter
 from nextx.train.dgo.schedule import experience_share, with_experience
 from nextx.train.evaluate import EvalResult, evaluate, greedy_completions
-from nextx.train.experiences.generator import ModelGenerator, RuleGenerator
+from nextx.train.experiences.generator import experience_generator
 from nextx.train.experiences.line import Experience
 from nextx.train.experiences.prompts import experience_prompt
 from nextx.train.grpo import train
@@ -60,12 +60,19 @@ def prompt_style(config: GRPORunConfig) -> str:
     return "compact" if config.model is None else "instruct"
 
 
+def guided_examples(examples: list[Example], bank: ExperienceBank, *, k: int,
+                    style: str) -> tuple[list[Example], list[list[str]]]:
+    """(each example with its prompt preceded by its ``k`` experiences retrieved from ``bank``, those
+    experiences)."""
+    retrieved = bank.retrieve([e.prompt for e in examples], k)
+    return [Example(experience_prompt(e.prompt, r, style), e.answer) for e, r in zip(examples, retrieved, strict=True)], \
+        retrieved
+
+
 def guided_accuracy(model, tokenizer, task: Task, examples: list[Example], bank: ExperienceBank, *, k: int,
                     style: str) -> EvalResult:
     """Greedy accuracy with each prompt preceded by its ``k`` experiences retrieved from ``bank``."""
-    retrieved = bank.retrieve([e.prompt for e in examples], k)
-    guided = [Example(experience_prompt(e.prompt, r, style), e.answer) for e, r in zip(examples, retrieved, strict=True)]
-    return evaluate(model, tokenizer, task, guided)
+    return evaluate(model, tokenizer, task, guided_examples(examples, bank, k=k, style=style)[0])
 
 
 def initial_bank(base: str, task: Task, problems: list[Example], generate, threshold: float,
@@ -228,7 +235,7 @@ def internalize(rollouts: list, rewriter, task: Task, config: GRPORunConfig) -> 
     return [(problem, text) for problem, found in kept.items() for text in found], guided
 
 
-def _counts(decisions) -> list[tuple[str, int]]:
+def decision_counts(decisions) -> list[tuple[str, int]]:
     actions = [d.action for d in decisions]
     return [(a, actions.count(a)) for a in ("added", "replaced", "rejected")]
 
@@ -254,7 +261,7 @@ def train_dgo(config: GRPORunConfig, *, log=print, console=None) -> DGOResult:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = config.model or str(tiny_model_path(config.task, experiences=True, log=log))
-    generate = RuleGenerator() if config.dgo_generator == "rules" else ModelGenerator(config.dgo_generator)
+    generate = experience_generator(config.dgo_generator)
     per_iteration = config.steps * config.prompts_per_step
     problems = task.train_examples(config.dgo_iterations * per_iteration, seed=config.seed)
     if config.dgo_ablate == "rft":
@@ -347,6 +354,6 @@ class _Loop:
             step["distilled"] = {"path": self.model_path, "examples": len(pairs)}
         clock["distil"] = time.perf_counter() - started
         step["stage_seconds"] = clock
-        log(f"DGO iteration {k}: renewal tried {len(new)} ({', '.join(f'{n} {a}' for a, n in _counts(decisions))}), "
+        log(f"DGO iteration {k}: renewal tried {len(new)} ({', '.join(f'{n} {a}' for a, n in decision_counts(decisions))}), "
             f"kept {len(kept)} rewrites and {len(guided)} guided trajectories")
         return step

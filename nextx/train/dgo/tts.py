@@ -18,10 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nextx.train.dgo.bank import BANK_FILE, ExperienceBank
-from nextx.train.dgo.loop import RECORD_FILE, candidates_from, guided_accuracy
+from nextx.train.dgo.loop import (
+    RECORD_FILE,
+    candidates_from,
+    decision_counts,
+    guided_accuracy,
+    guided_examples,
+)
 from nextx.train.dgo.retrieval import embedder
 from nextx.train.evaluate import evaluate, greedy_completions
-from nextx.train.experiences.prompts import experience_prompt
+from nextx.train.experiences.generator import experience_generator
 from nextx.train.tasks import Example, Task
 
 
@@ -44,9 +50,8 @@ def guided_attempts(model, tokenizer, task: Task, examples: list[Example], bank:
                     style: str) -> list:
     """The policy's greedy answers to ``examples`` with retrieved experiences, as renewal reads rollouts:
     (row with problem, answer and experiences, completion, reward)."""
-    retrieved = bank.retrieve([e.prompt for e in examples], k)
-    prompts = [experience_prompt(e.prompt, r, style) for e, r in zip(examples, retrieved, strict=True)]
-    completions = greedy_completions(model, tokenizer, prompts, task.max_new_tokens)
+    guided, retrieved = guided_examples(examples, bank, k=k, style=style)
+    completions = greedy_completions(model, tokenizer, [g.prompt for g in guided], task.max_new_tokens)
     return [({"problem": e.prompt, "answer": e.answer, "experiences": "\n".join(r)}, c, task.score(c, e.answer))
             for e, r, c in zip(examples, retrieved, completions, strict=True)]
 
@@ -66,9 +71,9 @@ def experience_rounds(model, tokenizer, task: Task, bank: ExperienceBank, test: 
         attempts = guided_attempts(model, tokenizer, task, validation, bank, k=k, style=style)
         new = candidates_from(attempts, generate, bank, candidates, seed * 1000 + r, r)
         decisions = bank.renew(new, lambda b: guided_accuracy(model, tokenizer, task, validation, b, k=k,
-                                                              style=style).accuracy, threshold=threshold)
-        actions = [d.action for d in decisions]
-        out[-1].added, out[-1].replaced, out[-1].rejected = (actions.count(a) for a in ("added", "replaced", "rejected"))
+                                                              style=style).accuracy, threshold=threshold,
+                               current=sum(reward for *_, reward in attempts) / len(attempts))  # greedy: the same pass
+        out[-1].added, out[-1].replaced, out[-1].rejected = (n for _, n in decision_counts(decisions))
     return out
 
 
@@ -89,7 +94,6 @@ def tts_from_paths(checkpoint, task: Task, base, bank_path, *, rounds: int, k: i
     """`experience_rounds` for a checkpoint and a bank file or DGO run directory; the run's record
     (``nextx-dgo.json``) supplies k, the prompt style, retriever, generator and renewal settings,
     else the embedded defaults (compact prompts, rules, TF-IDF)."""
-    from nextx.train.experiences.generator import ModelGenerator, RuleGenerator
     from nextx.train.runs import load_for_eval
 
     bank_path = Path(bank_path)
@@ -99,13 +103,12 @@ def tts_from_paths(checkpoint, task: Task, base, bank_path, *, rounds: int, k: i
     config = record.get("config", {})
     k = k or config.get("dgo_experiences", 1)
     style = record.get("style", "instruct" if task.needs_pretrained else "compact")
-    generator = config.get("dgo_generator", "rules")
     bank = ExperienceBank.load(file, embedder(config.get("dgo_retriever", "tfidf")))
     model, tokenizer = load_for_eval(checkpoint, base)
     test = (task.test_population() if population else None) or task.eval_split()
     found = experience_rounds(
         model, tokenizer, task, bank, test, task.validation_split(config.get("dgo_validation_size", 200)),
-        RuleGenerator() if generator == "rules" else ModelGenerator(generator), rounds=rounds, k=k, style=style,
+        experience_generator(config.get("dgo_generator", "rules")), rounds=rounds, k=k, style=style,
         candidates=config.get("dgo_candidates", 16), threshold=config.get("dgo_similarity", 0.8),
         seed=config.get("seed", 0))
     return TTSResult(found, bank, file, k, style, len(test))

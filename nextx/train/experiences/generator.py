@@ -84,6 +84,11 @@ def _carries(a: str, b: str) -> list[bool]:
     return out
 
 
+def experience_generator(name: str):
+    """``rules`` (`RuleGenerator`) or a causal LM's path / Hub id (`ModelGenerator`)."""
+    return RuleGenerator() if name == "rules" else ModelGenerator(name)
+
+
 class ModelGenerator:
     """Experiences from a causal LM (a path or Hub id, safetensors only, no remote code) prompted with
     `prompts.EXTRACT`: the first well-formed WHEN … IF … THEN … line of its greedy answer, unless it

@@ -113,4 +113,7 @@ class DatasetTask(Task):
 
 
 def _first_per_prompt(rows: list[Example]) -> list[Example]:
-    return list({e.prompt: e for e in rows[::-1]}.values())[::-1]  # the dict keeps each prompt's last write
+    first: dict[str, Example] = {}
+    for example in rows:
+        first.setdefault(example.prompt, example)
+    return list(first.values())
