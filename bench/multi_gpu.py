@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,12 +35,9 @@ def main() -> None:
             print(f"{mode}: skipped (pip install 'nextx[deepspeed]')")
             continue
         out = Path(tempfile.mkdtemp(prefix=f"nextx-ranks-{mode}-"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                 "--master_port", str(port), "-m", "nextx.studies.ranks", mode, str(out)],
+        result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                                 "-m", "nextx.studies.ranks", mode, str(out)],
                                 env={**os.environ, "NEXTX_RANKS_DEVICE": "cuda"}, capture_output=True, text=True)
         problems = check_ranks(out, mode) if result.returncode == 0 else [result.stderr.strip().splitlines()[-1]]
         failed += bool(problems)

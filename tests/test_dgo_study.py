@@ -1,4 +1,4 @@
-"""DGO beyond the loop: the experience-reading tiny model (word tokens, warm-up rules), test-time
+"""DGO beyond the loop: the experience-reading tiny model (word and clause tokens, warm-up rules), test-time
 scaling rounds that renew from validation prompts only, the ablation switches, and DGO on a user's
 dataset with its validation split."""
 
@@ -10,7 +10,7 @@ import pytest
 from test_dgo import CARRY, NO_CARRY, _rollout
 
 from nextx.errors import NextxError
-from nextx.train.experiences.generator import WORDS, RuleGenerator, wrong_attempt
+from nextx.train.experiences.generator import CLAUSES, WORDS, RuleGenerator, wrong_attempt
 from nextx.train.experiences.line import Experience
 from nextx.train.tasks import Example, get_task
 
@@ -25,14 +25,17 @@ def _rules_sample(n=400):
     return rules - {None}
 
 
-def test_word_tokens_cover_every_rule_and_round_trip():
+@pytest.mark.parametrize("tokens", ["words", "clauses"])
+def test_rule_tokens_cover_every_rule_and_round_trip(tokens):
     """The DGO tokenizer: each generator word is one token (with its leading space), so a rule is ~4×
-    shorter than in characters; any other text still splits into characters (never <unk>), and
-    decoding gives the text back exactly."""
-    from nextx.train.experiences.prompts import EXPERIENCE_ALPHABET
+    shorter than in characters, and with ``clauses`` each of its three clauses is one token (a rule is
+    9 tokens: WHEN, clause, ".", IF, clause, ".", THEN, clause, "."); any other text still splits into
+    characters (never <unk>), and decoding gives the text back exactly."""
+    from nextx.train.tiny_model import TinyRecipe, experience_words, tokenizer_alphabet
     from nextx.train.tokenizer import char_tokenizer
 
-    tokenizer = char_tokenizer(get_task("addition").alphabet + EXPERIENCE_ALPHABET, WORDS)
+    recipe = TinyRecipe(experiences=True, tokens=tokens)
+    tokenizer = char_tokenizer(tokenizer_alphabet(get_task("addition"), recipe), experience_words(recipe))
     rules = _rules_sample()
     assert len(rules) >= 8
     for rule in rules:
@@ -40,10 +43,13 @@ def test_word_tokens_cover_every_rule_and_round_trip():
         ids = tokenizer(text)["input_ids"]
         pieces = tokenizer.convert_ids_to_tokens(ids)
         assert tokenizer.decode(ids) == text and tokenizer.unk_token_id not in ids
-        assert all(p.strip(" .\n").isdigit() or p.strip() in WORDS or len(p) == 1 for p in pieces)
-        assert not any(len(p) == 1 and p.isalpha() for p in pieces[:-6])  # no word of a rule spelt out
-        assert len(ids) < len(text) / 3
-    odd = "WHENx oneself anyone column 4"
+        if tokens == "clauses":
+            assert len(ids) == 9 + 7 and [p.strip() in CLAUSES for p in pieces[:9]] == [False, True, False] * 3
+        else:
+            assert all(p.strip(" .\n").isdigit() or p.strip() in WORDS or len(p) == 1 for p in pieces)
+            assert not any(len(p) == 1 and p.isalpha() for p in pieces[:-6])  # no word of a rule spelt out
+            assert len(ids) < len(text) / 3
+    odd = "WHENx oneself anyone column 4 a column sums to ten or morex"
     ids = tokenizer(odd)["input_ids"]
     assert tokenizer.decode(ids) == odd and tokenizer.unk_token_id not in ids
     assert tokenizer.convert_ids_to_tokens(ids)[:5] == ["W", "H", "E", "N", "x"]  # a word inside another: letters
@@ -141,7 +147,8 @@ def test_ablated_dgo_runs(tmp_path, dgo_tiny, cli_runner, ablate):
         merged, _ = load_for_eval(out / "policy-1")
         ids = tokenizer(["47+38=", CARRY + "\n12+34="], return_tensors="pt", padding=True)
         with torch.no_grad():
-            assert torch.allclose(policy(**ids).logits, merged(**ids).logits, atol=1e-5)
+            adapted, merged_logits = policy(**ids).logits, merged(**ids).logits  # float32 merge: 1e-5 of the largest
+            assert (adapted - merged_logits).abs().max() <= 1e-5 * adapted.abs().max()
 
 
 def test_tts_rounds_renew_from_validation_only(dgo_tiny):

@@ -303,7 +303,7 @@ def test_the_packaged_tiny_models_match_their_recipes(nextx_cache, experiences):
     path = tiny_model_path("addition", experiences=experiences)
     assert path.parent == ASSETS and not list(nextx_cache.iterdir())  # nothing built
     recorded = json.loads((path / "nextx-recipe.json").read_text())
-    expected = TinyRecipe(experiences=experiences).recorded()
+    expected = TinyRecipe.shipped("addition", experiences).recorded()
     assert {k: recorded.get(k) for k in expected} == expected
     assert ("experiences" in recorded) == experiences  # the plain recipe's hash, and file, are unchanged
 

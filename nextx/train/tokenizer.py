@@ -3,9 +3,10 @@
 One token per character plus <pad>, <eos>, <unk>; decoding concatenates characters. Built locally
 (no download) and saved beside the tiny model, so every tool can load it with from_pretrained.
 
-``words`` (DGO's variant): each of these whole words, alone or after one space, is one token too, as
-in a real LLM's tokenizer (a 20-word experience line is ~25 tokens there, not 110 characters); any
-other text is still split into characters, so nothing becomes <unk>.
+``words`` (DGO's variant): each of these whole words or phrases, alone or after one space, is one
+token too, the longest that fits first (a 20-word experience line is ~25 word tokens, or 9 with its
+three clauses as phrases, not 110 characters); any other text is still split into characters, so
+nothing becomes <unk>.
 """
 
 from __future__ import annotations

@@ -11,14 +11,35 @@ import re
 from nextx.train.experiences.line import leaks_answer, render
 
 ADDITION = re.compile(r"(\d+)\+(\d+)=")
-WORDS = (
-    "WHEN", "IF", "THEN", "adding", "multi-digit", "numbers", "a", "column", "sums", "to", "ten", "or", "more",
-    "write", "its", "ones", "digit", "and", "carry", "one", "into", "the", "next", "no", "add", "each", "on", "own",
-    "answering", "an", "addition", "answer", "is", "not", "plain", "number", "only", "digits", "of", "sum", "has",
-    "different", "than", "expected", "check", "whether", "leftmost", "carries", "new", "carried", "tens",
-    "hundreds", "wrong", "again", "by"
-)
-"""Every word `RuleGenerator` writes (the DGO tiny model's tokenizer gives each its own token)."""
+ADDING, ANSWERING = "adding multi-digit numbers", "answering an addition"
+RULES = {  # kind → (when, if, then); {column} / {previous}: a digit column's name (`_column`)
+    "carry": (ADDING, "a column sums to ten or more", "write its ones digit and carry one into the next column"),
+    "no carry": (ADDING, "no column sums to ten or more", "add each column on its own, no carry"),
+    "not a number": (ANSWERING, "the answer is not a plain number", "write only the digits of the sum"),
+    "length": (ADDING, "the sum has a different number of digits than expected",
+               "check whether the leftmost column carries into a new digit"),
+    "missed carry": (ADDING, "the {previous} column sums to ten or more", "add the carried one to the {column} digit"),
+    "wrong digit": (ADDING, "the {column} digit is wrong", "add the {column} digits again, column by column"),
+}
+MAX_COLUMNS = 8
+
+
+def _column(index: int) -> str:
+    return ("ones", "tens", "hundreds")[index] if index < 3 else f"column {index + 1}"
+
+
+def _rule(kind: str, column: int = 0) -> str:
+    names = {"column": _column(column), "previous": _column(max(column - 1, 0))}
+    return render(*(part.format(**names) for part in RULES[kind]))
+
+
+CLAUSES = tuple(dict.fromkeys(part.format(column=_column(c), previous=_column(max(c - 1, 0)))
+                              for parts in RULES.values() for part in parts for c in range(MAX_COLUMNS)))
+"""Every clause `RuleGenerator` writes for sums of up to ``MAX_COLUMNS`` digits (the DGO tiny model's
+tokenizer gives each its own token)."""
+WORDS = tuple(dict.fromkeys(["WHEN", "IF", "THEN", *(w for c in CLAUSES for w in c.replace(",", "").split()
+                                                   if not w.isdigit())]))
+"""Every word `RuleGenerator` writes."""
 
 
 class RuleGenerator:
@@ -38,27 +59,16 @@ class RuleGenerator:
 
     @staticmethod
     def _correct(carries: list[bool]) -> str:
-        if any(carries):
-            return render("adding multi-digit numbers", "a column sums to ten or more",
-                          "write its ones digit and carry one into the next column")
-        return render("adding multi-digit numbers", "no column sums to ten or more",
-                      "add each column on its own, no carry")
+        return _rule("carry" if any(carries) else "no carry")
 
     @staticmethod
     def _wrong(got: str, answer: str, carries: list[bool]) -> str:
         if not got.isdigit():
-            return render("answering an addition", "the answer is not a plain number", "write only the digits of the sum")
+            return _rule("not a number")
         if len(got) != len(answer):
-            return render("adding multi-digit numbers", "the sum has a different number of digits than expected",
-                          "check whether the leftmost column carries into a new digit")
-        wrong = [i for i in range(len(answer)) if got[-1 - i] != answer[-1 - i]]  # columns from the right
-        column = wrong[0]
-        name = _column(column)
-        if column > 0 and carries[column - 1]:
-            return render("adding multi-digit numbers", f"the {_column(column - 1)} column sums to ten or more",
-                          f"add the carried one to the {name} digit")
-        return render("adding multi-digit numbers", f"the {name} digit is wrong",
-                      f"add the {name} digits again, column by column")
+            return _rule("length")
+        column = next(i for i in range(len(answer)) if got[-1 - i] != answer[-1 - i])  # from the right
+        return _rule("missed carry" if column > 0 and carries[column - 1] else "wrong digit", column)
 
 
 def wrong_attempt(answer: str, rng) -> str:
@@ -68,10 +78,6 @@ def wrong_attempt(answer: str, rng) -> str:
     i = rng.randrange(len(answer))
     digit = rng.choice([d for d in "0123456789" if d != answer[i]])
     return answer[:i] + digit + answer[i + 1 :]
-
-
-def _column(index: int) -> str:
-    return ("ones", "tens", "hundreds")[index] if index < 3 else f"column {index + 1}"
 
 
 def _carries(a: str, b: str) -> list[bool]:
