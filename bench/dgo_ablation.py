@@ -56,6 +56,8 @@ def render(report: dict) -> None:
     print("\naccuracy gained over the base per 1000 s of wall-clock (points): GRPO "
           f"{points(grpo['gain_per_1000_seconds'])}; " + "; ".join(
               f"{arm} {points(entry['zero_gain_per_1000_seconds'])}" for arm, entry in report["arms"].items()))
+    print("TTS (last round) − GRPO at equal RL steps (points): " + "; ".join(
+        f"{arm} {points(entry['tts_minus_grpo'])}" for arm, entry in report["arms"].items()))
     print("TTS − zero by round (points): " + "; ".join(
         f"{arm}: " + ", ".join(points(r) for r in entry["tts_minus_zero"]) for arm, entry in report["arms"].items()))
     print("seconds by stage (mean): " + "; ".join(

@@ -142,8 +142,9 @@ def _last_before(clock: dict[int, float], seconds: float) -> int:
 
 
 def build_report(settings: dict, results: dict[str, dict]) -> dict:
-    """Paired differences over seeds (intervals): each arm's zero and TTS accuracy against GRPO at equal
-    RL steps and at the arm's wall-clock, TTS − zero per round, each ablation against DGO; costs."""
+    """Paired differences over seeds (intervals): each arm's zero accuracy against GRPO at equal RL steps
+    and at the arm's wall-clock, its last TTS round's against GRPO at equal RL steps, TTS − zero per
+    round, each ablation against DGO; costs."""
     seeds = list(results)
     arms = list(next(iter(results.values()))["arms"])
     total = settings["steps"] * settings.get("dgo_iterations", 3)
@@ -166,6 +167,8 @@ def build_report(settings: dict, results: dict[str, dict]) -> dict:
                                for i in range(len(rows[0]["tts"]))],
             "zero_minus_grpo": Interval.of([row["zero"] - grpo_at(results[s], total)
                                             for s, row in zip(seeds, rows, strict=True)]).to_dict(),
+            "tts_minus_grpo": Interval.of([row["tts"][-1] - grpo_at(results[s], total)
+                                           for s, row in zip(seeds, rows, strict=True)]).to_dict(),
             "zero_minus_grpo_equal_wall": Interval.of([row["zero"] - grpo_at(results[s], w) for s, row, w
                                                        in zip(seeds, rows, wall_steps, strict=True)]).to_dict(),
             "grpo_steps_at_equal_wall": wall_steps,
