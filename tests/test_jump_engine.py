@@ -79,6 +79,18 @@ def test_offset_jumps_through_the_small_interface_are_exact_and_keep_the_optimiz
     assert engine.history.steps == [2, 4, 6, 8] and engine.made() == engine.jumps
 
 
+def test_a_prediction_of_no_motion_is_recorded_as_no_jump():
+    """A method whose Ŵ is W_T (here "stay"; NExt when its σ head predicts ≤ 0) changes no module: the
+    record says no jump, with why — else every later checkpoint would be read as missing its offset."""
+    model = DictModel({"a": (5, 4)})
+    engine = JumpEngine(JumpPace(at=4, every=2), method="stay", ahead=2, horizon=1)
+    w0 = model.base["a"].clone()
+    _train(model, engine, steps=8, save_every=2, snapshots={})
+    assert [(j["step"], j["jumped"]) for j in engine.jumps] == [(4, False), (6, False)] and engine.made() == []
+    assert all("no module moves" in j["reason"] for j in engine.jumps)
+    assert engine.offsets == {} and engine.additions == [] and torch.equal(model.base["a"], w0)
+
+
 def test_refactor_and_merge_reset_the_optimizer_and_land_on_the_jump():
     for apply in ("refactor", "merge"):
         model = DictModel({"a": (6, 5)}, rank=2)

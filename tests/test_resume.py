@@ -73,6 +73,33 @@ def test_interrupted_and_resumed_equals_uninterrupted_with_jumps_before_and_afte
     assert "Not a plain PEFT adapter" in (cut / "checkpoint-3" / "README.md").read_text()
 
 
+def test_warm_next_fits_resume_from_the_fits_the_checkpoint_kept(tmp_path, warm_tiny):
+    """``next_warm``: each NExt fit starts from the last one's MLPs, and every checkpoint keeps the fits
+    as they were at its save (`nextx.jump.warm`), so the jump redone at the resume step and the next
+    one fit from the same start as the uninterrupted run (relative 1e-5; this also needs the live
+    history to list modules by name, as a run on disk does: NExt's fit depends on their order).
+    Without them (an older checkpoint) the fits start cold, the log says so, and the weights differ."""
+    import shutil
+
+    warm = dict(next_method="next", next_warm=True, next_epochs=200)
+    whole = train(_config(tmp_path / "whole", warm_tiny, **warm), log=lambda m: None)
+    assert [j["step"] for j in whole.jumps if j["jumped"]] == [2, 4, 6]
+    assert (whole.path / "checkpoint-4" / "nextx-warm" / "next" / "predictor.json").exists()
+    for name, drop in (("cut", False), ("cold", True)):
+        cut = tmp_path / name
+        train(_config(cut, warm_tiny, **warm), callbacks=[StopAfterSave(4)], log=lambda m: None)
+        if drop:
+            shutil.rmtree(cut / "checkpoint-4" / "nextx-warm")
+        lines = []
+        train(_config(cut, warm_tiny, **warm), resume=True, log=lines.append)
+        assert any("checkpoint-4 has no nextx-warm/" in line for line in lines) == drop
+        worst = 0.0
+        for step in (5, 7):
+            expected, got = _true_deltas(whole.path, step), _true_deltas(cut, step)
+            worst = max(worst, *(float((got[n] - expected[n]).norm()) / float(expected[n].norm()) for n in expected))
+        assert (worst > 1e-3) if drop else (worst <= 1e-5), (name, worst)
+
+
 def test_resume_without_optimizer_state_refuses(tmp_path, warm_tiny):
     out = tmp_path / "run"
     train(_config(out, warm_tiny, steps=2, save_state=False, next_at=None), log=lambda m: None)

@@ -12,9 +12,9 @@ earlier jumps added), so ΔŴ and the trust region measure what training did, no
 previous jump — frequent long jumps then do not feed on themselves.
 
 through `LiveModel` in one of the ways of `nextx.jump.apply`. With ``warm``, each fit starts from the
-previous jump's (NExt: its MLPs' weights, so fewer epochs suffice; a resumed run's first fit is
-cold). Fitting and scoring never shift the training's random streams, so a run that does not jump
-continues exactly as without the engine.
+previous jump's (NExt: its MLPs' weights, so fewer epochs suffice; each checkpoint keeps them,
+`nextx.jump.warm`, so a resumed run fits from the same start). Fitting and scoring never shift the
+training's random streams, so a run that does not jump continues exactly as without the engine.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class JumpEngine:
         self.offsets: dict = {}  # module → (L, R) of the accumulated base offset
         self.additions: list[dict] = []  # every change of the base weights, in order (module → (L, R))
         self.jumps: list[dict] = []
+        self.warm = warm
         self.fitted: dict = {}  # method → its last fit, which the next one starts from (``warm``)
         self.fitter = warm_fitter(self.fitted) if warm else plain_fitter
 
@@ -163,10 +164,13 @@ class JumpEngine:
                                                       choice.extrapolation)
         elif choice.jump:
             plan.base, plan.merge = jump_changes(choice.extrapolation), self.apply == "merge"
+        moved = bool(plan.base or plan.factors or plan.merge)  # a prediction of no motion is no jump: the
+        reason = choice.reason if moved or not choice.jump else (  # checkpoints after it carry no offset
+            f"{choice.reason}; but its prediction is the checkpoint's weights (no module moves)")
         plan.record = {
-            "step": step, "jumped": choice.jump, "method": choice.method, "ahead_steps": choice.ahead,
+            "step": step, "jumped": moved, "method": choice.method, "ahead_steps": choice.ahead,
             "coef": choice.extrapolation.coef if choice.jump else 0.0, "criterion": choice.criterion,
-            "reason": choice.reason, "apply": self.apply, "seconds": time.perf_counter() - start,
+            "reason": reason, "apply": self.apply, "seconds": time.perf_counter() - start,
             "scoring_seconds": choice.scoring_seconds, "candidates": choice.candidates,
             "max_rank_error": max(errors.values(), default=0.0),
             "epochs_run": choice.extrapolation.predictor.fit_info.get("epochs_run") if choice.jump else None}

@@ -48,8 +48,8 @@ class FactorHistory:
 
     def record(self, step: int, live, offsets: dict) -> None:
         """Keep the live factors at ``step`` (and the offsets in force): a copy, training goes on."""
-        if not self.specs:
-            self.specs = live.specs()
+        if not self.specs:  # by name, as a run on disk lists them: a resumed history fits the same
+            self.specs = dict(sorted(live.specs().items()))
         factors = {name: tuple(t.detach().to("cpu", copy=True) for t in live.factors(name)) for name in self.specs}
         self.snapshots = [s for s in self.snapshots if s[0] != step]  # a step recorded again replaces itself
         self.snapshots.append((step, factors, dict(offsets) if self.include_offsets else {}))

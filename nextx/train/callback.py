@@ -33,6 +33,7 @@ from nextx.jump import JumpEngine, JumpPace, PeftLiveModel
 from nextx.jump.engine import LOOP_HORIZON
 from nextx.jump.export import export_plain_adapter, mark_offset_checkpoint
 from nextx.jump.resume import restore
+from nextx.jump.warm import save_warm
 from nextx.predictors import DEFAULT_METHOD
 
 FINAL_ADAPTER = "final-adapter"
@@ -99,6 +100,8 @@ class NExtCallback(TrainerCallback):
             write_offsets(checkpoint, self.engine.offsets, self.engine.made())
             write_base_history(checkpoint, self.engine.additions)
             mark_offset_checkpoint(checkpoint)
+        if self.engine.warm and state.is_world_process_zero:  # the fits the next jump starts from (resume)
+            save_warm(checkpoint, self.engine.fitted)
         with live.gathered():
             self.engine.observe(state.global_step, live)
             jumped = self.engine.maybe_jump(state.global_step, state.max_steps, live)
