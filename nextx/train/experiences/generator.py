@@ -28,13 +28,17 @@ def _column(index: int) -> str:
     return ("ones", "tens", "hundreds")[index] if index < 3 else f"column {index + 1}"
 
 
-def _rule(kind: str, column: int = 0) -> str:
+def _clauses(kind: str, column: int = 0) -> tuple[str, str, str]:
+    """(when, if, then) of a rule ``kind`` about digit ``column`` (from the right; its carry from the one before)."""
     names = {"column": _column(column), "previous": _column(max(column - 1, 0))}
-    return render(*(part.format(**names) for part in RULES[kind]))
+    return tuple(part.format(**names) for part in RULES[kind])
 
 
-CLAUSES = tuple(dict.fromkeys(part.format(column=_column(c), previous=_column(max(c - 1, 0)))
-                              for parts in RULES.values() for part in parts for c in range(MAX_COLUMNS)))
+def _rule(kind: str, column: int = 0) -> str:
+    return render(*_clauses(kind, column))
+
+
+CLAUSES = tuple(dict.fromkeys(part for kind in RULES for c in range(MAX_COLUMNS) for part in _clauses(kind, c)))
 """Every clause `RuleGenerator` writes for sums of up to ``MAX_COLUMNS`` digits (the DGO tiny model's
 tokenizer gives each its own token)."""
 WORDS = tuple(dict.fromkeys(["WHEN", "IF", "THEN", *(w for c in CLAUSES for w in c.replace(",", "").split()
