@@ -175,6 +175,8 @@ def test_config_rejects_bad_combinations():
     with raises_whole(NextxError, "unknown --dgo-ablate 'rephrase'. Choose one of: none, annealing, renewal, rephrasing, "
                                   "distillation, rft."):
         GRPORunConfig(output_dir="x", algo="dgo", dgo_ablate="rephrase")
+    with raises_whole(NextxError, "unknown --algo 'dgoo'. Choose one of: grpo, dgo."):  # every knob's choices
+        GRPORunConfig(output_dir="x", algo="dgoo")
     with raises_whole(NextxError, "the rule-based experience generator knows the addition task, not 'chain'. Use "
                                   "--task addition, or --dgo-generator MODEL (a causal LM that writes experiences)."):
         GRPORunConfig(output_dir="x", algo="dgo", task="chain")

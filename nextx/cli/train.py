@@ -13,6 +13,7 @@ import click
 from nextx.cli.common import console, emit_json, number_or_auto, param_callback, param_metavar
 from nextx.errors import NextxError
 from nextx.train.config import GRPORunConfig, RunSettings
+from nextx.train.settings import flag_of
 from nextx.train.tasks import TASKS
 
 
@@ -66,8 +67,7 @@ def settings_options(func):
         if default not in (None, ""):
             shown = ",".join(default) if isinstance(default, list) else default
             option["help"] += f" [default: {shown}]"
-        flag = meta["flag"] or "--" + f.name.replace("_", "-")
-        wrapper = click.option(flag, f.name, **{k: v for k, v in option.items() if v is not None})(wrapper)
+        wrapper = click.option(flag_of(f), f.name, **{k: v for k, v in option.items() if v is not None})(wrapper)
     return wrapper
 
 

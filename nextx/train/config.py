@@ -14,6 +14,7 @@ from nextx.train.settings import (
     GRPOSettings,
     JumpSettings,
     LookaheadSettings,
+    check_choices,
 )
 
 
@@ -43,6 +44,7 @@ class GRPORunConfig(RunSettings):
         self.check_dgo()
         self.check_adapter()
         self.check_model()
+        check_choices(self)  # after the checks above, which word their own settings' refusals
         if self.steps < self.save_every:
             raise NextxError(f"--steps {self.steps} is less than --save-every {self.save_every}: the run would save "
                              "no checkpoint", hint=f"Use --save-every {self.steps} or less.")

@@ -26,6 +26,22 @@ def knob(default=None, help: str = "", *, flag: str | None = None, minimum: floa
     return field(default=default, metadata=meta)
 
 
+def flag_of(setting) -> str:
+    """The command-line flag of a setting (a dataclass field made by `knob`)."""
+    return setting.metadata["flag"] or "--" + setting.name.replace("_", "-")
+
+
+def check_choices(settings) -> None:
+    """NextxError for a setting outside the choices its knob declares (None: not given), for the Python
+    API as the CLI's click.Choice does."""
+    from dataclasses import fields
+
+    for setting in fields(settings):
+        choices, value = setting.metadata.get("choices"), getattr(settings, setting.name)
+        if choices and value is not None and value not in choices:
+            raise NextxError(f"unknown {flag_of(setting)} {value!r}", hint=f"Choose one of: {', '.join(choices)}.")
+
+
 def method_knob(method: str, name: str):
     """``--next-NAME``: a predictor's own `Param` (default, help, parsing) offered as a jump setting."""
     param = next(p for p in REGISTRY[method].params if p.name == name)
@@ -306,11 +322,6 @@ class DGOSettings:
         if self.dgo_generator == "rules" and self.task not in ("addition", None):
             raise NextxError(f"the rule-based experience generator knows the addition task, not {self.task!r}",
                              hint="Use --task addition, or --dgo-generator MODEL (a causal LM that writes experiences).")
-        for name in ("dgo_ablate", "dgo_prompt"):
-            choices = DGOSettings.__dataclass_fields__[name].metadata["choices"]
-            if getattr(self, name) not in choices:
-                raise NextxError(f"unknown --{name.replace('_', '-')} {getattr(self, name)!r}",
-                                 hint=f"Choose one of: {', '.join(choices)}.")
         self.schedule()
 
     def schedule(self) -> tuple[float, ...]:
