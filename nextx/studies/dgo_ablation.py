@@ -28,6 +28,7 @@ from nextx.train.dgo.loop import ABLATIONS, RECORD_FILE, last_checkpoint, prompt
 from nextx.train.dgo.retrieval import embedder
 from nextx.train.dgo.tts import experience_rounds
 from nextx.train.experiences.generator import RuleGenerator
+from nextx.train.grpo import RECORD_FILE as TRAIN_RECORD
 from nextx.train.grpo import train
 from nextx.train.runs import evaluate_path, load_for_eval
 from nextx.train.tasks import get_task
@@ -64,15 +65,18 @@ def run_seed(out: Path, settings: dict, seed: int, arms: tuple[str, ...], *, grp
     grpo_steps = int(round(grpo_factor * total / dgo.save_every)) * dgo.save_every
     grpo = GRPORunConfig(output_dir=str(out / "grpo"), **{**settings, "algo": "grpo", "seed": seed, "model": base,
                                                           "steps": grpo_steps, "epsilon_high": dgo.clip_high()})
-    clock = _finished_grpo(out / "grpo", grpo_steps)
-    if clock is None:
+    finished = _finished(out / "grpo", TRAIN_RECORD, lambda r: r["config"]["steps"] == grpo_steps
+                         and str(grpo_steps) in r.get("save_seconds", {}))
+    if finished is None:
         log(f"seed {seed}: GRPO, {grpo_steps} steps")
         clock = train(grpo, log=log).save_seconds
+    else:
+        clock = {int(k): v for k, v in finished["save_seconds"].items()}
     result = {"grpo": {"steps": grpo_steps, "clock": {str(s): v for s, v in clock.items()}}, "arms": {}}
     for arm in arms:
         config = GRPORunConfig(output_dir=str(out / arm), **{**settings, "algo": "dgo", "seed": seed,
                                                               **arm_settings(arm, dgo.save_every)})
-        record = _finished_dgo(out / arm, config.dgo_iterations)
+        record = _finished(out / arm, RECORD_FILE, lambda r: len(r["iterations"]) == dgo.dgo_iterations)
         if record is None:
             log(f"seed {seed}: DGO arm {arm}")
             record = train_dgo(config, log=log).record
@@ -112,24 +116,13 @@ def _scores(run: Path, config: GRPORunConfig, record: dict, task, test, rounds: 
     return scores
 
 
-def _finished_grpo(run: Path, steps: int) -> dict[int, float] | None:
-    """A finished GRPO run's checkpoint clock, to reuse (a bench run again); else None, the run removed."""
-    record = run / "nextx-train.json"
+def _finished(run: Path, record_name: str, done) -> dict | None:
+    """The record of a finished run in ``run`` (``done(record)`` true), to reuse when a bench runs again;
+    else None, and whatever the folder holds is removed."""
+    record = run / record_name
     if record.exists():
         found = json.loads(record.read_text())
-        clock = {int(k): v for k, v in found.get("save_seconds", {}).items()}
-        if found["config"]["steps"] == steps and steps in clock:
-            return clock
-    shutil.rmtree(run, ignore_errors=True)
-    return None
-
-
-def _finished_dgo(run: Path, iterations: int) -> dict | None:
-    """A finished DGO run's record, to reuse; else None, the run removed."""
-    record = run / RECORD_FILE
-    if record.exists():
-        found = json.loads(record.read_text())
-        if len(found["iterations"]) == iterations:
+        if done(found):
             return found
     shutil.rmtree(run, ignore_errors=True)
     return None

@@ -67,8 +67,8 @@ class TinyRecipe:
         return cls(task=task, experiences=True, seed=1, target_accuracy=0.4)
 
     def recorded(self) -> dict:
-        """The recipe's fields; ``experiences`` and ``rules`` only for DGO's variant (so the plain
-        recipe's hash is unchanged)."""
+        """The recipe's fields; ``experiences``, ``rules`` and ``tokens`` only for DGO's variant (so the
+        plain recipe's hash is unchanged)."""
         fields = asdict(self)
         if not self.experiences:
             del fields["experiences"], fields["rules"], fields["tokens"]
